@@ -1,0 +1,206 @@
+using Likeness.Core.Blobs;
+using Likeness.Core.Common;
+using Likeness.Core.Data;
+using Likeness.Core.Loras;
+using Likeness.Core.Media;
+using Likeness.Core.Ports;
+using Likeness.Core.Webhooks;
+using Likeness.Hosting;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Likeness.Api;
+
+public static class LoraEndpoints
+{
+    public static RouteGroupBuilder MapLoras(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v2/loras").WithTags("LoRAs");
+        group.MapPost("/", Create).DisableAntiforgery()
+            .WithSummary("Start a training from 15–30 photos (multipart/form-data).");
+        group.MapGet("/", List).WithSummary("The team's LoRAs, newest first.");
+        group.MapGet("/{id}", Get).WithSummary("One LoRA (poll it for status).");
+        group.MapDelete("/{id}", Archive).WithSummary("Soft-archive; with purge=true also erase its photos, dataset, adapter and images.");
+        group.MapPost("/{id}/cancel", Cancel).WithSummary("Cancel a training before it is READY (full refund).");
+        group.MapGet("/{id}/weights", Weights).WithSummary("Download the adapter (safetensors).");
+        group.MapGet("/{id}/webhook-deliveries", Deliveries).WithSummary("Every webhook delivery attempt for this LoRA.");
+        return group;
+    }
+
+    private static async Task<IResult> Create(HttpContext http, LoraCreation creation, Idempotency idempotency,
+        WebhookTargetPolicy webhookPolicy, IOptions<LikenessOptions> options, ILoggerFactory logs)
+    {
+        var caller = http.Caller();
+        var ct = http.RequestAborted;
+        if (Idempotency.CheckKey(http.Request) is { } badKey) return badKey;
+
+        LoraUpload upload;
+        try { upload = await LoraUpload.ReadAsync(http.Request, options.Value.StagingFolder, ct); }
+        catch (LoraUpload.TooLargeException)
+        {
+            http.Response.Headers.Connection = "close";
+            return Problems.Of(413, "payload_too_large", "The request body is larger than 101 MiB (images may total at most 100 MiB).");
+        }
+        catch (LoraUpload.MalformedException ex) { return Problems.Of(400, "malformed_multipart", ex.Message); }
+
+        using (upload)
+        {
+            var (lora, errors) = LoraForm.Parse(upload.Fields, options.Value.Training.MinSteps);
+            if (lora is null) return Problems.Validation(errors);
+
+            var count = upload.Files.Count + upload.OversizedImages.Count;
+            if (count < 15) return Problems.Of(400, "too_few_images", $"Upload at least 15 images in 'images' parts; got {count}.");
+            if (count > 30) return Problems.Of(400, "too_many_images", $"Upload at most 30 images; got {count}.");
+            if (upload.OversizedImages.Count > 0)
+                return Problems.Of(400, "image_too_large", $"Each image may be at most 10 MiB; '{upload.OversizedImages[0]}' is larger.");
+            if (upload.ImageBytes > LoraUpload.MaxImagesTotalBytes)
+                return Problems.Of(400, "image_too_large", "The images together may be at most 100 MiB.");
+
+            var photos = new List<StagedPhoto>();
+            var seen = new Dictionary<string, string>();
+            foreach (var file in upload.Files)
+            {
+                if (seen.TryGetValue(file.Sha256Hex, out var first))
+                    return Problems.Of(400, "duplicate_image", $"'{file.FileName}' is identical to '{first}'.");
+                seen[file.Sha256Hex] = file.FileName;
+                try
+                {
+                    var inspected = ImageInspector.Inspect(file.Path);
+                    photos.Add(new StagedPhoto(file.Path, inspected.Format == "jpeg" ? "jpg" : inspected.Format));
+                }
+                catch (MediaValidationException ex)
+                {
+                    return Problems.Of(400, ex.Code, $"'{file.FileName}': {ex.Message}");
+                }
+            }
+
+            if (lora.WebhookUrl is not null)
+            {
+                var verdict = await webhookPolicy.ValidateAsync(lora.WebhookUrl, ct);
+                if (!verdict.Allowed) return Problems.Of(400, "webhook_url_not_allowed", verdict.Reason ?? "The webhook URL is not allowed.");
+            }
+
+            var fingerprint = Idempotency.Fingerprint("POST /v2/loras",
+                upload.Fields.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")
+                    .Concat(upload.Files.Select(f => "image:" + f.Sha256Hex)));
+
+            return await idempotency.RunAsync(http, caller.TeamId, "POST /v2/loras", fingerprint, async () =>
+            {
+                var result = await creation.CreateAsync(caller.TeamId, caller.KeyHash, lora, photos, ct);
+                return result.Outcome switch
+                {
+                    CreateOutcome.InsufficientCredits => Problems.Of(402, "insufficient_credits",
+                        $"Starting a training costs {LoraLifecycle.CreateFee} credits now and {LoraLifecycle.TrainingFee} more when training starts; the team's balance is too low."),
+                    CreateOutcome.ConcurrencyLimit => ConcurrencyLimit(http),
+                    _ => new JsonResponse(StatusCodes.Status202Accepted,
+                        new LoraCreated(result.Lora!.Id, result.Lora.Status, result.Lora.ImageCount),
+                        location: $"/v2/loras/{result.Lora.Id}"),
+                };
+            });
+        }
+    }
+
+    private static IResult ConcurrencyLimit(HttpContext http)
+    {
+        http.Response.Headers.RetryAfter = "60";
+        return Problems.Of(429, "concurrency_limit",
+            "The team already has its maximum number of LoRAs in PENDING, UPLOADING or TRAINING; retry when one finishes.");
+    }
+
+    private static async Task<IResult> List(HttpContext http, LikenessDb db, string? cursor, string? limit, string? includeArchived, string? status)
+    {
+        var teamId = http.Caller().TeamId;
+        if (Cursor.ParseLimit(limit, out var take) is { } badLimit) return badLimit;
+        if (!Cursor.TryDecode(cursor, out var after)) return Problems.Of(400, "invalid_cursor", "The cursor is not one this API returned.");
+        var withArchived = false;
+        if (includeArchived is not null && !bool.TryParse(includeArchived, out withArchived))
+            return Problems.Field("includeArchived", "includeArchived must be true or false.");
+        if (status is not null && !LoraStatus.All.Contains(status))
+            return Problems.Field("status", "status must be one of " + string.Join(", ", LoraStatus.All) + ".");
+
+        var query = db.Loras.AsNoTracking().Where(l => l.TeamId == teamId);
+        if (status is not null) query = query.Where(l => l.Status == status);
+        if (!withArchived) query = query.Where(l => l.Status != LoraStatus.Archived);
+        if (after is not null)
+        {
+            var at = new DateTime(after.Ticks, DateTimeKind.Utc);
+            query = query.Where(l => l.CreatedAt < at || (l.CreatedAt == at && string.Compare(l.Id, after.Id) < 0));
+        }
+        var rows = await query.OrderByDescending(l => l.CreatedAt).ThenByDescending(l => l.Id).Take(take + 1).ToListAsync(http.RequestAborted);
+        var next = rows.Count > take ? new Cursor(rows[take - 1].CreatedAt.Ticks, rows[take - 1].Id).Encode() : null;
+        return TypedResults.Ok(new Page<LoraResponse>(rows.Take(take).Select(LoraResponse.From).ToList(), next));
+    }
+
+    private static async Task<IResult> Get(HttpContext http, LikenessDb db, string id)
+    {
+        if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
+        var lora = await Find(db, http, id);
+        return lora is null ? Problems.NotFound("The LoRA") : TypedResults.Ok(LoraResponse.From(lora));
+    }
+
+    private static async Task<IResult> Archive(HttpContext http, LikenessDb db, LoraLifecycle lifecycle, IBlobStore blobs, string id, string? purge)
+    {
+        if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
+        var doPurge = false;
+        if (purge is not null && !bool.TryParse(purge, out doPurge)) return Problems.Field("purge", "purge must be true or false.");
+        var teamId = http.Caller().TeamId;
+        if (!await lifecycle.ArchiveAsync(teamId, id, http.RequestAborted)) return Problems.NotFound("The LoRA");
+        if (doPurge)
+        {
+            var generationIds = await db.Generations.Where(g => g.LoraId == id).Select(g => g.Id).ToListAsync(http.RequestAborted);
+            await blobs.DeletePrefixAsync(BlobKeys.LoraPrefix(id), http.RequestAborted);
+            foreach (var g in generationIds) await blobs.DeletePrefixAsync(BlobKeys.GenerationPrefix(g), http.RequestAborted);
+            await db.Loras.Where(l => l.Id == id).ExecuteUpdateAsync(s => s.SetProperty(l => l.Purged, true), http.RequestAborted);
+        }
+        db.ChangeTracker.Clear();
+        return TypedResults.Ok(LoraResponse.From((await Find(db, http, id))!));
+    }
+
+    private static async Task<IResult> Cancel(HttpContext http, LikenessDb db, LoraLifecycle lifecycle, string id)
+    {
+        if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
+        var result = await lifecycle.CancelAsync(http.Caller().TeamId, id, http.RequestAborted);
+        if (result == CancelResult.NotFound) return Problems.NotFound("The LoRA");
+        if (result == CancelResult.NotCancellable)
+            return Problems.Of(409, "not_cancellable", "Only a LoRA that is not yet READY (or FAILED, or archived) can be cancelled.");
+        db.ChangeTracker.Clear();
+        return TypedResults.Ok(LoraResponse.From((await Find(db, http, id))!));
+    }
+
+    private static async Task<IResult> Weights(HttpContext http, LikenessDb db, IBlobStore blobs, string id, string? format)
+    {
+        if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
+        if (format is not null && format != "native")
+            return Problems.Field("format", "format must be 'native' (the reference layout of the engine).");
+        var lora = await Find(db, http, id);
+        if (lora is null) return Problems.NotFound("The LoRA");
+        if (lora.Status != LoraStatus.Ready)
+            return Problems.Of(409, "lora_not_ready", $"The LoRA is {lora.Status}; weights exist only once it is READY.");
+        var stream = await blobs.OpenReadAsync(BlobKeys.Adapter(id), http.RequestAborted);
+        if (stream is null) return Problems.NotFound("The adapter file");
+        return TypedResults.Stream(stream, "application/octet-stream", $"{lora.Id}.safetensors");
+    }
+
+    private static async Task<IResult> Deliveries(HttpContext http, LikenessDb db, string id)
+    {
+        if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
+        if (await Find(db, http, id) is null) return Problems.NotFound("The LoRA");
+        var attempts = await (
+            from a in db.WebhookAttempts.AsNoTracking()
+            join m in db.WebhookMessages.AsNoTracking() on a.MessageId equals m.Id
+            where a.LoraId == id
+            orderby a.Id descending
+            select new WebhookDeliveryResponse(a.Id, m.Id, m.EventType, m.Url, a.Attempt, a.AttemptedAt, a.StatusCode, a.Error,
+                a.DurationMs, a.Succeeded, a.NextAttemptAt)).ToListAsync(http.RequestAborted);
+        return TypedResults.Ok(new Page<WebhookDeliveryResponse>(attempts, null));
+    }
+
+    private static Task<Lora?> Find(LikenessDb db, HttpContext http, string id)
+    {
+        var teamId = http.Caller().TeamId;
+        return db.Loras.AsNoTracking().SingleOrDefaultAsync(l => l.Id == id && l.TeamId == teamId, http.RequestAborted);
+    }
+}
+
+public sealed record WebhookDeliveryResponse(long Id, string WebhookId, string Event, string Url, int Attempt, DateTime AttemptedAt,
+    int? StatusCode, string? Error, int DurationMs, bool Succeeded, DateTime? NextAttemptAt);

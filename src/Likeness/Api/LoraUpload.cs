@@ -1,0 +1,171 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Net.Http.Headers;
+
+namespace Likeness.Api;
+
+/// <summary>A multipart upload streamed to a private staging folder: form fields plus the image parts as files.</summary>
+public sealed class LoraUpload : IDisposable
+{
+    public const long MaxImageBytes = 10L * 1024 * 1024;
+    public const long MaxImagesTotalBytes = 100L * 1024 * 1024;
+    public const long MaxBodyBytes = 101L * 1024 * 1024;
+    private const int MaxFieldBytes = 64 * 1024;
+    private const int MaxParts = 200;
+
+    private LoraUpload(string folder) => Folder = folder;
+
+    public string Folder { get; }
+    public Dictionary<string, string> Fields { get; } = new(StringComparer.Ordinal);
+    public List<StagedFile> Files { get; } = [];
+    /// <summary>Parts named 'images' that exceeded <see cref="MaxImageBytes"/> (not kept, only counted).</summary>
+    public List<string> OversizedImages { get; } = [];
+    public long ImageBytes { get; private set; }
+
+    public sealed record StagedFile(string Path, string FileName, long Length, string Sha256Hex);
+
+    public void Dispose()
+    {
+        try { if (Directory.Exists(Folder)) Directory.Delete(Folder, recursive: true); } catch (IOException) { }
+    }
+
+    /// <summary>Thrown when the request is not a readable multipart form (400 malformed_multipart).</summary>
+    public sealed class MalformedException(string message) : Exception(message);
+
+    /// <summary>Thrown when the body passes <see cref="MaxBodyBytes"/> (413).</summary>
+    public sealed class TooLargeException() : Exception("The request body is larger than 101 MiB.");
+
+    public static async Task<LoraUpload> ReadAsync(HttpRequest request, string stagingRoot, CancellationToken ct)
+    {
+        if (request.ContentLength > MaxBodyBytes) throw new TooLargeException();
+        if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var contentType) ||
+            !contentType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
+            throw new MalformedException("The body must be multipart/form-data.");
+        var boundary = HeaderUtilities.RemoveQuotes(contentType.Boundary).Value;
+        if (string.IsNullOrEmpty(boundary) || boundary.Length > 200) throw new MalformedException("The multipart boundary is missing or invalid.");
+
+        var upload = new LoraUpload(Path.Combine(stagingRoot, Guid.NewGuid().ToString("N")));
+        Directory.CreateDirectory(upload.Folder);
+        try
+        {
+            var body = new CountingStream(request.Body, MaxBodyBytes);
+            var reader = new MultipartReader(boundary, body) { HeadersLengthLimit = 16 * 1024, BodyLengthLimit = null };
+            var parts = 0;
+            while (true)
+            {
+                MultipartSection? section;
+                try { section = await reader.ReadNextSectionAsync(ct); }
+                catch (IOException) when (body.Exceeded) { throw new TooLargeException(); }
+                catch (IOException ex) { throw new MalformedException("The multipart body could not be read: " + ex.Message); }
+                catch (InvalidDataException ex) { throw new MalformedException("The multipart body could not be read: " + ex.Message); }
+                if (section is null) break;
+                if (++parts > MaxParts) throw new MalformedException($"The form has more than {MaxParts} parts.");
+
+                if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) ||
+                    !disposition.DispositionType.Equals("form-data"))
+                    throw new MalformedException("Every part needs a 'Content-Disposition: form-data' header.");
+                var name = HeaderUtilities.RemoveQuotes(disposition.Name).Value ?? "";
+                var isFile = disposition.FileName.HasValue || disposition.FileNameStar.HasValue;
+
+                try
+                {
+                    if (name == "images") await upload.StageImageAsync(section, disposition, ct);
+                    else if (isFile) await Drain(section.Body, ct);
+                    else await upload.ReadFieldAsync(name, section, ct);
+                }
+                catch (IOException) when (body.Exceeded) { throw new TooLargeException(); }
+                catch (IOException ex) { throw new MalformedException("The multipart body could not be read: " + ex.Message); }
+            }
+            if (body.Exceeded) throw new TooLargeException();
+            return upload;
+        }
+        catch
+        {
+            upload.Dispose();
+            throw;
+        }
+    }
+
+    private async Task ReadFieldAsync(string name, MultipartSection section, CancellationToken ct)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[8192];
+        int n;
+        while ((n = await section.Body.ReadAsync(chunk, ct)) > 0)
+        {
+            if (buffer.Length + n > MaxFieldBytes) throw new MalformedException($"The form field '{name}' is longer than {MaxFieldBytes} bytes.");
+            buffer.Write(chunk, 0, n);
+        }
+        // The first value of a repeated field wins; repeats are refused by validation only for 'images'.
+        Fields.TryAdd(name, Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+    }
+
+    private async Task StageImageAsync(MultipartSection section, ContentDispositionHeaderValue disposition, CancellationToken ct)
+    {
+        var fileName = HeaderUtilities.RemoveQuotes(disposition.FileNameStar.HasValue ? disposition.FileNameStar : disposition.FileName).Value ?? "";
+        var path = Path.Combine(Folder, $"{Files.Count + OversizedImages.Count:000}.upload");
+        long length = 0;
+        var oversized = false;
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+        {
+            var chunk = new byte[81920];
+            int n;
+            while ((n = await section.Body.ReadAsync(chunk, ct)) > 0)
+            {
+                length += n;
+                if (length > MaxImageBytes) oversized = true;
+                if (oversized) continue; // keep reading to learn the body's size, keep nothing
+                sha.AppendData(chunk, 0, n);
+                await file.WriteAsync(chunk.AsMemory(0, n), ct);
+            }
+        }
+        ImageBytes += length;
+        if (oversized)
+        {
+            File.Delete(path);
+            OversizedImages.Add(fileName);
+            return;
+        }
+        Files.Add(new StagedFile(path, fileName, length, Convert.ToHexStringLower(sha.GetHashAndReset())));
+    }
+
+    private static async Task Drain(Stream s, CancellationToken ct)
+    {
+        var chunk = new byte[81920];
+        while (await s.ReadAsync(chunk, ct) > 0) { }
+    }
+
+    /// <summary>Counts what is read and stops at the limit, so an oversized body is never read to its end.</summary>
+    private sealed class CountingStream(Stream inner, long limit) : Stream
+    {
+        private long _read;
+        public bool Exceeded { get; private set; }
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => _read; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count).GetAwaiter().GetResult();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var n = await inner.ReadAsync(buffer, cancellationToken);
+            _read += n;
+            if (_read > limit)
+            {
+                Exceeded = true;
+                throw new IOException("The request body exceeds the limit.");
+            }
+            return n;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    }
+}

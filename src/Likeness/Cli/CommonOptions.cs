@@ -1,0 +1,42 @@
+using System.CommandLine;
+using Likeness.Hosting;
+
+namespace Likeness.Cli;
+
+/// <summary>The options every verb takes (DESIGN.md's configuration table), declared once on the root as recursive.</summary>
+internal static class CommonOptions
+{
+    public static readonly Option<string?> Data = Make(Setting.Data, "Local folder: default SQLite file, blobs, default-api-key (default ./data).");
+    public static readonly Option<string?> Database = Make(Setting.Database, "sqlite:PATH or an Npgsql connection string (default sqlite:<data>/likeness.db).");
+    public static readonly Option<string?> Blobs = Make(Setting.Blobs, "file:DIR (default file:<data>/blobs).");
+    public static readonly Option<string?> Urls = Make(Setting.Urls, "Where serve listens (default http://127.0.0.1:8080).");
+    public static readonly Option<string?> PublicUrl = Make(Setting.PublicUrl, "Base of absolute links (default: the first of --urls).");
+    public static readonly Option<string?> Role = Make(Setting.Role, "api | all: serve with or without in-process workers (default all).");
+    public static readonly Option<string?> Queues = Make(Setting.Queues, "Queues to work on: caption,training,generation,webhook (default all).");
+    public static readonly Option<bool> AllowPrivateWebhooks = new(Setting.AllowPrivateWebhooks.Flag)
+    {
+        Description = "Allow http and loopback/private webhook targets (development and tests).",
+        Recursive = true,
+    };
+    public static readonly Option<string?> EnginePreset = Make(Setting.EnginePreset, "flux-tiny (default), flux-dev, flux-schnell.");
+    public static readonly Option<string?> Models = Make(Setting.Models, "Folder with the weights of flux-dev / flux-schnell.");
+
+    public static IEnumerable<Option> All => [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models];
+
+    private static Option<string?> Make(Setting s, string description) => new(s.Flag) { Description = description, Recursive = true };
+
+    /// <summary>Flags over environment; appsettings.json lies beneath both.</summary>
+    public static Dictionary<string, string?> Overrides(ParseResult result) => Setting.Overrides(new Dictionary<Setting, string?>
+    {
+        [Setting.Data] = result.GetValue(Data),
+        [Setting.Database] = result.GetValue(Database),
+        [Setting.Blobs] = result.GetValue(Blobs),
+        [Setting.Urls] = result.GetValue(Urls),
+        [Setting.PublicUrl] = result.GetValue(PublicUrl),
+        [Setting.Role] = result.GetValue(Role),
+        [Setting.Queues] = result.GetValue(Queues),
+        [Setting.AllowPrivateWebhooks] = result.GetValue(AllowPrivateWebhooks) ? "true" : null,
+        [Setting.EnginePreset] = result.GetValue(EnginePreset),
+        [Setting.Models] = result.GetValue(Models),
+    });
+}

@@ -1,0 +1,119 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Likeness.Api;
+using Likeness.Core.Blobs;
+using Likeness.Core.Captioning;
+using Likeness.Core.Data;
+using Likeness.Core.Generations;
+using Likeness.Core.Jobs;
+using Likeness.Core.Loras;
+using Likeness.Core.Pipeline;
+using Likeness.Core.Ports;
+using Likeness.Core.TriggerWords;
+using Likeness.Core.Webhooks;
+using Likeness.EngineAdapters;
+using Microsoft.Extensions.Options;
+using Scalar.AspNetCore;
+
+namespace Likeness.Hosting;
+
+/// <summary>Builds the service: the same composition for <c>serve</c>, <c>worker</c> and the tests.</summary>
+public static class LikenessHost
+{
+    /// <summary>Builds the web application from configuration overrides (flags and environment already merged).</summary>
+    public static WebApplication BuildApp(IDictionary<string, string?> overrides, bool withHttp = true)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true);
+        builder.Configuration.AddInMemoryCollection(overrides);
+        var options = builder.Configuration.GetSection(LikenessOptions.Section).Get<LikenessOptions>() ?? new LikenessOptions();
+
+        builder.WebHost.UseUrls(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries));
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = LoraUpload.MaxBodyBytes + 1024 * 1024);
+        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+
+        AddServices(builder.Services, builder.Configuration, options);
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseApiKeys();
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapScalarApiReference("/docs");
+        app.MapGet("/health", () => TypedResults.Ok(new { status = "ok" })).WithTags("Health").ExcludeFromDescription();
+        app.MapLoras();
+        app.MapImages();
+        app.MapTeam();
+        app.MapFiles();
+        return app;
+    }
+
+    public static void AddServices(IServiceCollection services, IConfiguration configuration, LikenessOptions options)
+    {
+        services.AddOptions<LikenessOptions>().BindConfiguration(LikenessOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section).ValidateDataAnnotations().ValidateOnStart()
+            .Configure(w => w.Queues = WorkerQueues(options));
+        services.AddProblemDetails();
+        services.AddOpenApi();
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.Converters.Add(new UtcMillisecondsConverter());
+            o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
+        });
+
+        services.AddSingleton(TimeProvider.System);
+        services.AddLikenessDatabase(options.DatabaseSetting);
+        services.AddSingleton<IBlobStore>(_ => CreateBlobStore(options.BlobsSetting));
+        services.AddSingleton(new PipelineOptions
+        {
+            WorkFolder = options.WorkFolder,
+            CheckpointEvery = options.Training.CheckpointEvery,
+        });
+        services.AddSingleton<JobSignals>();
+        services.AddSingleton<FileLinks>();
+        services.AddSingleton<TriggerWordGenerator>();
+        services.AddSingleton<ICaptioner, LocalCaptioner>();
+        services.AddScoped<LoraLifecycle>();
+        services.AddScoped<LoraCreation>();
+        services.AddScoped<GenerationCreation>();
+        services.AddScoped<Idempotency>();
+        services.AddLikenessWebhooks(configuration);
+        services.AddLocalEngine(options.EnginePreset, options.Models);
+
+        // Bootstrap first: hosted services start in order, and workers need the migrated database.
+        services.AddHostedService<Bootstrap>();
+        services.AddKeyedScoped<IJobHandler, CaptionJobHandler>(JobQueues.Caption);
+        services.AddKeyedScoped<IJobHandler, TrainingJobHandler>(JobQueues.Training);
+        services.AddKeyedScoped<IJobHandler, GenerationJobHandler>(JobQueues.Generation);
+        services.AddKeyedScoped<IJobHandler, WebhookJobHandler>(JobQueues.Webhook);
+
+        foreach (var queue in WorkerQueues(options))
+        {
+            var slots = configuration.GetValue<int?>($"{WorkerOptions.Section}:Concurrency:{queue}") ?? new WorkerOptions().Concurrency[queue];
+            for (var i = 0; i < slots; i++)
+            {
+                services.AddSingleton<IHostedService>(sp => ActivatorUtilities.CreateInstance<JobWorker>(sp, queue));
+            }
+        }
+    }
+
+    /// <summary>The API role runs no workers; <c>all</c> runs the queues named in --queues (default: every queue).</summary>
+    private static string[] WorkerQueues(LikenessOptions options)
+    {
+        if (options.Role == "api") return [];
+        if (string.IsNullOrWhiteSpace(options.Queues)) return JobQueues.All;
+        var queues = options.Queues.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var unknown = queues.Except(JobQueues.All).ToArray();
+        if (unknown.Length > 0) throw new OptionsValidationException("Queues", typeof(LikenessOptions),
+            [$"Unknown queue(s) {string.Join(", ", unknown)}; the queues are {string.Join(", ", JobQueues.All)}."]);
+        return queues;
+    }
+
+    private static IBlobStore CreateBlobStore(string setting)
+    {
+        if (setting.StartsWith("file:", StringComparison.OrdinalIgnoreCase)) return new FileBlobStore(setting["file:".Length..]);
+        throw new OptionsValidationException("Blobs", typeof(LikenessOptions),
+            [$"Unsupported --blobs '{setting}': this build stores blobs in a folder ('file:DIR')."]);
+    }
+}

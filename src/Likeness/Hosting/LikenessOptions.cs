@@ -1,0 +1,63 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Likeness.Hosting;
+
+/// <summary>The settings of DESIGN.md's "Configuration" table (section <c>Likeness</c>), plus tuning knobs.</summary>
+public sealed class LikenessOptions
+{
+    public const string Section = "Likeness";
+
+    /// <summary>Local folder: default SQLite file, default blob folder, staging, work folders, default-api-key.</summary>
+    [Required] public string Data { get; set; } = "./data";
+    /// <summary><c>sqlite:PATH</c> or an Npgsql connection string; default <c>sqlite:&lt;data&gt;/likeness.db</c>.</summary>
+    public string? Database { get; set; }
+    /// <summary><c>file:DIR</c>; default <c>file:&lt;data&gt;/blobs</c>.</summary>
+    public string? Blobs { get; set; }
+    [Required] public string Urls { get; set; } = "http://127.0.0.1:8080";
+    public string? PublicUrl { get; set; }
+    [RegularExpression("^(api|all)$")] public string Role { get; set; } = "all";
+    public string? Queues { get; set; }
+    public bool AllowPrivateWebhooks { get; set; }
+    [RegularExpression("^(flux-tiny|flux-dev|flux-schnell)$")] public string EnginePreset { get; set; } = "flux-tiny";
+    public string? Models { get; set; }
+
+    public TrainingSettings Training { get; set; } = new();
+    public GenerationSettings Generation { get; set; } = new();
+    public FileLinkSettings Files { get; set; } = new();
+    public BootstrapSettings Bootstrap { get; set; } = new();
+
+    public string DataFolder => Path.GetFullPath(Data);
+    public string DatabaseSetting => Database ?? "sqlite:" + Path.Combine(DataFolder, "likeness.db");
+    public string BlobsSetting => Blobs ?? "file:" + Path.Combine(DataFolder, "blobs");
+    public string StagingFolder => Path.Combine(DataFolder, "staging");
+    public string WorkFolder => Path.Combine(DataFolder, "work");
+    public string PublicBaseUrl => (PublicUrl ?? Urls.Split(';', StringSplitOptions.RemoveEmptyEntries)[0]).TrimEnd('/');
+
+    public sealed class TrainingSettings
+    {
+        /// <summary>
+        /// The smallest accepted <c>steps</c>. The public contract is 500–3000; only test suites lower it
+        /// (LIKENESS_TRAINING_MIN_STEPS) so that they can train for real in seconds.
+        /// </summary>
+        [Range(1, 3000)] public int MinSteps { get; set; } = 500;
+        [Range(1, 100000)] public int CheckpointEvery { get; set; } = 100;
+    }
+
+    public sealed class GenerationSettings
+    {
+        /// <summary>How long <c>POST /v2/images/generate</c> waits for the images before answering 202.</summary>
+        public TimeSpan SyncWait { get; set; } = TimeSpan.FromSeconds(60);
+    }
+
+    public sealed class FileLinkSettings
+    {
+        /// <summary>How long a signed image link works.</summary>
+        public TimeSpan LinkLifetime { get; set; } = TimeSpan.FromHours(24);
+    }
+
+    public sealed class BootstrapSettings
+    {
+        /// <summary>Credits of the team <c>default</c> made on the embedded default's first start.</summary>
+        public long DefaultTeamCredits { get; set; } = 10_000;
+    }
+}
