@@ -122,7 +122,8 @@ public sealed class JobWorker(
 
     private async Task HeartbeatAsync(Job job, IJobHandler handler, CancellationTokenSource jobCts, Action markUnwanted)
     {
-        var period = _options.Lease / 3;
+        // Renew well before the lease runs out, and look often enough that a cancel stops the work within seconds.
+        var period = TimeSpan.FromTicks(Math.Min((_options.Lease / 3).Ticks, TimeSpan.FromSeconds(2).Ticks));
         while (!jobCts.IsCancellationRequested)
         {
             await Delay(period, jobCts.Token);

@@ -53,7 +53,21 @@ public static class LikenessHost
         services.AddOptions<LikenessOptions>().BindConfiguration(LikenessOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section).ValidateDataAnnotations().ValidateOnStart()
             .Configure(w => w.Queues = WorkerQueues(options));
-        services.AddProblemDetails();
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
+        {
+            // Framework-made problems (unknown routes, unhandled errors, Kestrel limits) get a stable code too.
+            var p = context.ProblemDetails;
+            p.Extensions.TryAdd("code", p.Status switch
+            {
+                404 => "not_found",
+                405 => "method_not_allowed",
+                413 => "payload_too_large",
+                400 => "bad_request",
+                _ => "internal_error",
+            });
+            p.Extensions.TryAdd("traceId", System.Diagnostics.Activity.Current?.Id ?? context.HttpContext.TraceIdentifier);
+            if (p.Status >= 500) p.Detail = "An unexpected error occurred; it has been logged.";
+        });
         services.AddOpenApi();
         services.ConfigureHttpJsonOptions(o =>
         {
