@@ -102,8 +102,13 @@ public sealed class LoraRefusalTests(ServerFixture fixture) : IClassFixture<Serv
         AssertRefusedAsync(new StringContent("{\"name\":\"x\"}", Encoding.UTF8, "application/json"), 400, "malformed_multipart");
 
     [Fact]
-    public Task Refuses_a_body_over_101_MiB_with_413() =>
-        AssertRefusedAsync(LoraForms.Create(Enumerable.Range(0, 11).Select(i => new byte[10 * 1024 * 1024 - i])), 413, "payload_too_large");
+    public async Task Refuses_a_body_over_101_MiB_with_413()
+    {
+        // With "Expect: 100-continue" the client waits for the verdict before sending the body, as careful clients do.
+        using var client = Server.CreateClient(Server.ApiKey);
+        client.DefaultRequestHeaders.ExpectContinue = true;
+        await AssertRefusedAsync(LoraForms.Create(Enumerable.Range(0, 11).Select(i => new byte[10 * 1024 * 1024 - i])), 413, "payload_too_large", client);
+    }
 
     [Theory]
     [InlineData("name", "", "name")]

@@ -31,9 +31,11 @@ public sealed class FileLinks(IOptions<LikenessOptions> options, TimeProvider cl
         _secret = row.Value;
     }
 
-    public string Url(string blobKey)
+    public string Url(string blobKey) => Url(blobKey, clock.GetUtcNow().Add(options.Value.Files.LinkLifetime));
+
+    internal string Url(string blobKey, DateTimeOffset expires)
     {
-        var exp = clock.GetUtcNow().Add(options.Value.Files.LinkLifetime).ToUnixTimeSeconds();
+        var exp = expires.ToUnixTimeSeconds();
         return $"{options.Value.PublicBaseUrl}/v2/files/{blobKey}?exp={exp.ToString(CultureInfo.InvariantCulture)}&sig={Sign(blobKey, exp)}";
     }
 

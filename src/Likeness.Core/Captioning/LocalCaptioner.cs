@@ -1,0 +1,60 @@
+using System.Text;
+using Likeness.Core.Media;
+using Likeness.Core.Ports;
+
+namespace Likeness.Core.Captioning;
+
+/// <summary>
+/// The default captioner: needs no model download. It writes what it measures (orientation, framing, colours,
+/// brightness, contrast) and what the request says about the subject — never a guess it cannot back.
+/// </summary>
+public sealed class LocalCaptioner : ICaptioner
+{
+    public Task<string> CaptionAsync(CaptionInput input, CancellationToken cancellationToken)
+    {
+        var stats = ImageMeasurer.Measure(input.Jpeg);
+        return Task.FromResult(Describe(input.Subject, stats));
+    }
+
+    public static string Describe(SubjectDescription subject, ImageStatistics s)
+    {
+        var text = new StringBuilder("a photo of ");
+        text.Append(SubjectPhrase(subject));
+        text.Append(", ").Append(s.Orientation).Append(" orientation, ").Append(s.Framing);
+        var light = s.Brightness switch
+        {
+            < 0.25 => "dark, low-key lighting",
+            < 0.45 => "dim lighting",
+            < 0.65 => "even lighting",
+            < 0.8 => "bright lighting",
+            _ => "very bright, high-key lighting",
+        };
+        var contrast = s.Contrast switch { < 0.12 => "soft", > 0.28 => "high-contrast", _ => "" };
+        text.Append(", ").Append(contrast.Length > 0 ? contrast + " " : "").Append(light);
+        var mood = s.Saturation < 0.15 ? "muted" : s.Saturation > 0.5 ? "vivid" : "natural";
+        text.Append(", ").Append(mood).Append(' ');
+        text.Append(s.DominantColours.Count == 1 ? s.DominantColours[0] : string.Join(", ", s.DominantColours.Take(s.DominantColours.Count - 1)) + " and " + s.DominantColours[^1]);
+        text.Append(s.DominantColours.Count == 1 ? " tones" : " tones");
+        return text.ToString();
+    }
+
+    private static string SubjectPhrase(SubjectDescription s)
+    {
+        switch (s.Kind)
+        {
+            case "person":
+                var noun = s.Gender switch { "female" => "a woman", "male" => "a man", _ => "a person" };
+                var details = new List<string>();
+                if (!string.IsNullOrWhiteSpace(s.Ethnicity)) details.Add(s.Ethnicity!);
+                if (!string.IsNullOrWhiteSpace(s.Age)) details.Add(AgePhrase(s.Age!));
+                return details.Count == 0 ? noun : noun + ", " + string.Join(", ", details);
+            case "style":
+                return "a scene";
+            default:
+                return "an object";
+        }
+    }
+
+    private static string AgePhrase(string age) =>
+        int.TryParse(age, out var years) && years is > 0 and < 130 ? $"{years} years old" : age;
+}
