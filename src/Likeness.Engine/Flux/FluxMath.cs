@@ -1,0 +1,69 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Likeness.Engine.Flux;
+
+/// <summary>The reference's math.py: sinusoidal timestep embedding, RoPE, attention.</summary>
+public static class FluxMath
+{
+    /// <summary>
+    /// t [B] in [0, 1] → [B, dim]: t' = 1000·t, freqs_i = exp(−ln(10000)·i/half), [cos(t'·f), sin(t'·f)], fp32.
+    /// </summary>
+    public static Tensor TimestepEmbedding(Tensor t, int dim = 256, double maxPeriod = 10_000, double timeFactor = 1000.0)
+    {
+        using var scope = NewDisposeScope();
+        var half = dim / 2;
+        var freqs = exp(arange(0, half, ScalarType.Float32, t.device) * (-Math.Log(maxPeriod) / half));
+        var args = (t.to_type(ScalarType.Float32) * timeFactor).unsqueeze(1) * freqs.unsqueeze(0);
+        var embedding = cat([cos(args), sin(args)], dim: -1);
+        if (dim % 2 == 1) embedding = cat([embedding, zeros_like(embedding[.., ..1])], dim: -1);
+        var dtype = t.dtype is ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float64 ? t.dtype : ScalarType.Float32;
+        return embedding.to_type(dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// RoPE angles for positional ids [B, L, axes] → (cos, sin), each [B, 1, L, headDim/2], in fp32. Axis i covers
+    /// axesDim[i]/2 frequency pairs with ω_j = θ^(−2j/d_i).
+    /// </summary>
+    public static (Tensor Cos, Tensor Sin) RopeAngles(Tensor ids, int[] axesDim, double theta)
+    {
+        using var scope = NewDisposeScope();
+        var parts = new List<Tensor>();
+        for (var i = 0; i < axesDim.Length; i++)
+        {
+            var d = axesDim[i];
+            var scale = arange(0, d, 2, ScalarType.Float64, ids.device) / d;
+            var omega = 1.0 / pow(theta, scale);
+            var pos = ids[.., .., i].to_type(ScalarType.Float64);
+            parts.Add(pos.unsqueeze(-1) * omega); // [B, L, d/2]
+        }
+        var angles = cat(parts, dim: -1).unsqueeze(1); // [B, 1, L, D/2]
+        var c = cos(angles).to_type(ScalarType.Float32);
+        var s = sin(angles).to_type(ScalarType.Float32);
+        return (c.MoveToOuterDisposeScope(), s.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Rotates adjacent pairs (x[2j], x[2j+1]) of x [B, H, L, D] by the angles, in fp32.</summary>
+    public static Tensor ApplyRope(Tensor x, (Tensor Cos, Tensor Sin) pe)
+    {
+        using var scope = NewDisposeScope();
+        var shape = x.shape;
+        var pairs = x.to_type(ScalarType.Float32).reshape(shape[0], shape[1], shape[2], shape[3] / 2, 2);
+        var x0 = pairs[.., .., .., .., 0];
+        var x1 = pairs[.., .., .., .., 1];
+        var out0 = pe.Cos * x0 - pe.Sin * x1;
+        var out1 = pe.Sin * x0 + pe.Cos * x1;
+        return stack([out0, out1], dim: -1).reshape(shape).to_type(x.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>q, k, v [B, H, L, D] → RoPE on q and k → softmax(qkᵀ/√D)·v → [B, L, H·D].</summary>
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, (Tensor Cos, Tensor Sin) pe)
+    {
+        using var scope = NewDisposeScope();
+        var qr = ApplyRope(q, pe);
+        var kr = ApplyRope(k, pe);
+        var x = nn.functional.scaled_dot_product_attention(qr, kr, v);
+        var (b, h, l, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        return x.permute(0, 2, 1, 3).reshape(b, l, h * d).MoveToOuterDisposeScope();
+    }
+}

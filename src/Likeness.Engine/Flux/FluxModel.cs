@@ -1,0 +1,125 @@
+using Likeness.Engine.SafeTensors;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Likeness.Engine.Flux;
+
+/// <summary>
+/// The FLUX.1 transformer as the reference <c>Flux</c> module. Field names are the checkpoint's keys, so a real
+/// checkpoint loads with no renaming table.
+/// </summary>
+public sealed class FluxModel : nn.Module
+{
+    public const string CheckpointPrefix = "model.diffusion_model.";
+
+    public FluxParams Params { get; }
+
+    private readonly LoraLinear img_in;
+    private readonly MlpEmbedder time_in;
+    private readonly MlpEmbedder vector_in;
+    private readonly MlpEmbedder? guidance_in;
+    private readonly LoraLinear txt_in;
+    public readonly ModuleList<DoubleStreamBlock> double_blocks;
+    public readonly ModuleList<SingleStreamBlock> single_blocks;
+    private readonly LastLayer final_layer;
+
+    public FluxModel(FluxParams p, Device? device = null) : base("Flux")
+    {
+        p.Validate();
+        Params = p;
+        img_in = new LoraLinear(p.InChannels, p.HiddenSize, device: device);
+        time_in = new MlpEmbedder(256, p.HiddenSize, device);
+        vector_in = new MlpEmbedder(p.VecInDim, p.HiddenSize, device);
+        if (p.GuidanceEmbed) guidance_in = new MlpEmbedder(256, p.HiddenSize, device);
+        txt_in = new LoraLinear(p.ContextInDim, p.HiddenSize, device: device);
+        double_blocks = new ModuleList<DoubleStreamBlock>(Enumerable.Range(0, p.Depth)
+            .Select(_ => new DoubleStreamBlock(p.HiddenSize, p.NumHeads, p.MlpRatio, p.QkvBias, device)).ToArray());
+        single_blocks = new ModuleList<SingleStreamBlock>(Enumerable.Range(0, p.DepthSingleBlocks)
+            .Select(_ => new SingleStreamBlock(p.HiddenSize, p.NumHeads, p.MlpRatio, device)).ToArray());
+        final_layer = new LastLayer(p.HiddenSize, p.OutChannels, device);
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// img [B, L, in], img_ids [B, L, 3], txt [B, T, ctx], txt_ids [B, T, 3], timesteps [B], y [B, vec],
+    /// guidance [B] (only with guidance_embed) → [B, L, out].
+    /// </summary>
+    public Tensor forward(Tensor img, Tensor imgIds, Tensor txt, Tensor txtIds, Tensor timesteps, Tensor y, Tensor? guidance)
+    {
+        using var scope = NewDisposeScope();
+        var x = img_in.forward(img);
+        var vec = time_in.forward(FluxMath.TimestepEmbedding(timesteps).to_type(x.dtype));
+        if (guidance_in is not null)
+        {
+            if (guidance is null) throw new ArgumentException("This model embeds guidance: pass a guidance tensor.");
+            vec = vec + guidance_in.forward(FluxMath.TimestepEmbedding(guidance).to_type(x.dtype));
+        }
+        vec = vec + vector_in.forward(y);
+        var t = txt_in.forward(txt);
+
+        var pe = FluxMath.RopeAngles(cat([txtIds, imgIds], 1), Params.AxesDim, Params.Theta);
+        foreach (var block in double_blocks) (x, t) = block.forward(x, t, vec, pe);
+        var txtLen = (int)t.shape[1];
+        var joint = cat([t, x], 1);
+        foreach (var block in single_blocks) joint = block.forward(joint, vec, pe);
+        var imgPart = joint[.., txtLen..];
+        return final_layer.forward(imgPart, vec).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Every adapter-capable linear layer with its checkpoint path (e.g. <c>double_blocks.0.img_attn.qkv</c>).</summary>
+    public IEnumerable<(string Path, LoraLinear Layer)> Linears() =>
+        named_modules().Where(m => m.module is LoraLinear).Select(m => (m.name, (LoraLinear)m.module));
+
+    /// <summary>Builds a model with weights drawn deterministically from <paramref name="seed"/>.</summary>
+    public static FluxModel CreateInitialized(FluxParams p, long seed, Device? device = null)
+    {
+        var model = new FluxModel(p, device);
+        model.InitializeWeights(seed);
+        return model;
+    }
+
+    /// <summary>Linear weights ~ N(0, 0.02²) (modulation and output layers smaller), biases zero, norm scales one.</summary>
+    public void InitializeWeights(long seed)
+    {
+        using var noGrad = no_grad();
+        var generator = new Generator((ulong)seed, device("cpu"));
+        foreach (var (name, parameter) in named_parameters().OrderBy(p => p.name, StringComparer.Ordinal))
+        {
+            if (name.EndsWith(".scale", StringComparison.Ordinal)) parameter.fill_(1);
+            else if (name.EndsWith(".bias", StringComparison.Ordinal)) parameter.zero_();
+            else
+            {
+                var std = name.StartsWith("final_layer", StringComparison.Ordinal) || name.Contains("mod") ? 0.01 : 0.02;
+                using var values = randn(parameter.shape, generator: generator) * std;
+                parameter.copy_(values);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Loads reference-layout weights (optionally under <c>model.diffusion_model.</c>), upcasting F16/BF16 to the
+    /// model's dtype. Missing or unexpected keys and wrong shapes are refused with the names.
+    /// </summary>
+    public void LoadWeights(SafeTensorsReader reader)
+    {
+        var prefix = reader.Keys.Any(k => k.StartsWith(CheckpointPrefix, StringComparison.Ordinal)) ? CheckpointPrefix : "";
+        var own = state_dict();
+        var fileKeys = reader.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Select(k => k[prefix.Length..]).ToHashSet();
+        var missing = own.Keys.Where(k => !fileKeys.Contains(k)).ToList();
+        var unexpected = fileKeys.Where(k => !own.ContainsKey(k)).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0)
+            throw new InvalidDataException(
+                $"{reader.Path} does not match the transformer: missing [{string.Join(", ", missing.Take(10))}{(missing.Count > 10 ? ", …" : "")}], " +
+                $"unexpected [{string.Join(", ", unexpected.Take(10))}{(unexpected.Count > 10 ? ", …" : "")}].");
+        using var noGrad = no_grad();
+        foreach (var (key, target) in own)
+        {
+            var info = reader.Info(prefix + key);
+            if (!info.Shape.SequenceEqual(target.shape))
+                throw new InvalidDataException($"{reader.Path}: '{key}' has shape [{string.Join(", ", info.Shape)}], expected [{string.Join(", ", target.shape)}].");
+            using var value = reader.Read(prefix + key, target.dtype);
+            target.copy_(value);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Likeness.Engine.Flux;
+
+/// <summary>
+/// A linear layer (parameters <c>weight</c> [out, in] and <c>bias</c> [out], as the checkpoint's) that can carry a
+/// low-rank adapter: y = W·x + b + strength·(α/r)·B·(A·x). The adapter's tensors are held outside the module's
+/// registered state, so the model's state dict stays exactly the base checkpoint's.
+/// </summary>
+public sealed class LoraLinear : nn.Module<Tensor, Tensor>
+{
+    public Parameter weight;
+    public Parameter? bias;
+
+    /// <summary>The attached adapter, if any. Not a registered component.</summary>
+    internal LoraWeights? Adapter { get; set; }
+
+    public long InFeatures { get; }
+    public long OutFeatures { get; }
+
+    public LoraLinear(long inFeatures, long outFeatures, bool hasBias = true, Device? device = null) : base(nameof(LoraLinear))
+    {
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        weight = new Parameter(zeros(outFeatures, inFeatures, device: device));
+        register_parameter("weight", weight);
+        if (hasBias)
+        {
+            bias = new Parameter(zeros(outFeatures, device: device));
+            register_parameter("bias", bias);
+        }
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var y = nn.functional.linear(x, weight, bias);
+        if (Adapter is { Merged: false } a && a.Strength != 0)
+        {
+            using var down = nn.functional.linear(x, a.A);
+            using var up = nn.functional.linear(down, a.B);
+            var scaled = up * (a.Scale * a.Strength);
+            var sum = y.add_(scaled);
+            scaled.Dispose();
+            return sum;
+        }
+        return y;
+    }
+}
+
+/// <summary>One layer's adapter: A [r, in], B [out, r], scale α/r, strength, and whether it is merged into W.</summary>
+internal sealed class LoraWeights(Parameter a, Parameter b, float scale) : IDisposable
+{
+    public Parameter A { get; } = a;
+    public Parameter B { get; } = b;
+    public float Scale { get; } = scale;
+    public float Strength { get; set; } = 1f;
+    public bool Merged { get; set; }
+
+    public void Dispose()
+    {
+        A.Dispose();
+        B.Dispose();
+    }
+}

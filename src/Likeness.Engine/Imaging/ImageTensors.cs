@@ -1,0 +1,92 @@
+using SkiaSharp;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Likeness.Engine.Imaging;
+
+public enum EncodedImageFormat { Png, Jpeg, Webp }
+
+/// <summary>Pixels ↔ tensors: [3, H, W] fp32 in [−1, 1], RGB.</summary>
+public static class ImageTensors
+{
+    /// <summary>Decodes jpg/png/webp, applies the EXIF orientation, centre-crops to the target aspect and resizes.</summary>
+    public static Tensor FromEncoded(byte[] encoded, int width, int height)
+    {
+        using var data = SKData.CreateCopy(encoded);
+        using var codec = SKCodec.Create(data) ?? throw new InvalidDataException("The image cannot be decoded.");
+        using var decoded = SKBitmap.Decode(codec) ?? throw new InvalidDataException("The image cannot be decoded.");
+        using var upright = Orient(decoded, codec.EncodedOrigin);
+        return FromBitmap(upright, width, height);
+    }
+
+    public static Tensor FromBitmap(SKBitmap source, int width, int height)
+    {
+        // Centre crop to the target aspect ratio, then resample.
+        var targetAspect = (double)width / height;
+        var sourceAspect = (double)source.Width / source.Height;
+        var crop = sourceAspect > targetAspect
+            ? SKRectI.Create((int)((source.Width - source.Height * targetAspect) / 2), 0, (int)(source.Height * targetAspect), source.Height)
+            : SKRectI.Create(0, (int)((source.Height - source.Width / targetAspect) / 2), source.Width, (int)(source.Width / targetAspect));
+        using var surface = SKSurface.Create(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        surface.Canvas.Clear(SKColors.White);
+        using (var image = SKImage.FromBitmap(source))
+            surface.Canvas.DrawImage(image, crop, new SKRect(0, 0, width, height), new SKSamplingOptions(SKCubicResampler.Mitchell));
+        using var pixmap = surface.PeekPixels();
+        var bytes = pixmap.GetPixelSpan().ToArray(); // RGBA, row-major
+        using var scope = NewDisposeScope();
+        var rgba = tensor(bytes, [height, width, 4]).to_type(ScalarType.Float32);
+        var rgb = rgba[.., .., ..3].permute(2, 0, 1).contiguous() / 127.5 - 1.0;
+        return rgb.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>[3, H, W] in [−1, 1] → encoded bytes (values clamped, rounded to 8 bits).</summary>
+    public static byte[] Encode(Tensor image, EncodedImageFormat format, int quality = 95)
+    {
+        byte[] pixels;
+        long height, width;
+        using (var scope = NewDisposeScope())
+        {
+            var hwc = ((image.detach().to_type(ScalarType.Float32).clamp(-1, 1) + 1) * 127.5).round().to_type(ScalarType.Byte).permute(1, 2, 0).contiguous().cpu();
+            (height, width) = (hwc.shape[0], hwc.shape[1]);
+            pixels = hwc.bytes.ToArray();
+        }
+        using var bitmap = new SKBitmap(new SKImageInfo((int)width, (int)height, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var rgba = new byte[width * height * 4];
+        for (long i = 0, j = 0; i < pixels.Length; i += 3, j += 4)
+        {
+            rgba[j] = pixels[i];
+            rgba[j + 1] = pixels[i + 1];
+            rgba[j + 2] = pixels[i + 2];
+            rgba[j + 3] = 255;
+        }
+        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
+        using var encoded = bitmap.Encode(format switch
+        {
+            EncodedImageFormat.Jpeg => SKEncodedImageFormat.Jpeg,
+            EncodedImageFormat.Webp => SKEncodedImageFormat.Webp,
+            _ => SKEncodedImageFormat.Png,
+        }, quality);
+        return encoded.ToArray();
+    }
+
+    private static SKBitmap Orient(SKBitmap bitmap, SKEncodedOrigin origin)
+    {
+        if (origin == SKEncodedOrigin.TopLeft) return bitmap.Copy();
+        var (w, h) = (bitmap.Width, bitmap.Height);
+        var swap = origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+        var result = new SKBitmap(swap ? h : w, swap ? w : h);
+        using var canvas = new SKCanvas(result);
+        canvas.SetMatrix(origin switch
+        {
+            SKEncodedOrigin.TopRight => new SKMatrix(-1, 0, w, 0, 1, 0, 0, 0, 1),
+            SKEncodedOrigin.BottomRight => new SKMatrix(-1, 0, w, 0, -1, h, 0, 0, 1),
+            SKEncodedOrigin.BottomLeft => new SKMatrix(1, 0, 0, 0, -1, h, 0, 0, 1),
+            SKEncodedOrigin.LeftTop => new SKMatrix(0, 1, 0, 1, 0, 0, 0, 0, 1),
+            SKEncodedOrigin.RightTop => new SKMatrix(0, -1, h, 1, 0, 0, 0, 0, 1),
+            SKEncodedOrigin.RightBottom => new SKMatrix(0, -1, h, -1, 0, w, 0, 0, 1),
+            _ => new SKMatrix(0, 1, 0, -1, 0, w, 0, 0, 1),
+        });
+        canvas.DrawBitmap(bitmap, 0, 0);
+        return result;
+    }
+}

@@ -1,0 +1,172 @@
+using System.Globalization;
+using Likeness.Engine.Flux;
+using Likeness.Engine.SafeTensors;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Likeness.Engine.Lora;
+
+/// <summary>
+/// A LoRA on the transformer's block linears (attention qkv/proj, MLPs, modulation, linear1/linear2): A [r, in]
+/// random, B [out, r] zero, so a fresh adapter leaves the model unchanged. Files use the native layout
+/// <c>&lt;reference path&gt;.lora_A.weight</c> / <c>.lora_B.weight</c> with rank and alpha in the metadata.
+/// </summary>
+public sealed class LoraAdapter : IDisposable
+{
+    private readonly Dictionary<string, (LoraLinear Layer, LoraWeights Weights)> _layers;
+    private float _strength = 1f;
+
+    public int Rank { get; }
+    public float Alpha { get; }
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    private LoraAdapter(Dictionary<string, (LoraLinear, LoraWeights)> layers, int rank, float alpha, IReadOnlyDictionary<string, string> metadata)
+    {
+        _layers = layers;
+        Rank = rank;
+        Alpha = alpha;
+        Metadata = metadata;
+    }
+
+    /// <summary>The paths a LoRA adapts: every linear inside the double and single blocks.</summary>
+    public static bool IsTarget(string path) =>
+        path.StartsWith("double_blocks.", StringComparison.Ordinal) || path.StartsWith("single_blocks.", StringComparison.Ordinal);
+
+    public IReadOnlyCollection<string> Paths => _layers.Keys;
+
+    public float Strength
+    {
+        get => _strength;
+        set
+        {
+            if (_layers.Values.Any(l => l.Weights.Merged)) throw new InvalidOperationException("Unmerge before changing the strength.");
+            _strength = value;
+            foreach (var (_, w) in _layers.Values) w.Strength = value;
+        }
+    }
+
+    public static LoraAdapter Create(FluxModel model, int rank, float? alpha = null, long seed = 0)
+    {
+        if (rank < 1) throw new ArgumentOutOfRangeException(nameof(rank));
+        var a = alpha ?? rank;
+        var generator = new Generator((ulong)seed, device("cpu"));
+        var layers = new Dictionary<string, (LoraLinear, LoraWeights)>(StringComparer.Ordinal);
+        foreach (var (path, layer) in model.Linears().Where(l => IsTarget(l.Path)).OrderBy(l => l.Path, StringComparer.Ordinal))
+        {
+            // A ~ N(0, 1/r): the update starts at exactly zero through B = 0 and grows from there.
+            using var init = randn([rank, layer.InFeatures], generator: generator) * (1.0 / Math.Sqrt(rank));
+            var A = new Parameter(init.to(layer.weight.dtype, layer.weight.device), requires_grad: true);
+            var B = new Parameter(zeros([layer.OutFeatures, rank], layer.weight.dtype, layer.weight.device), requires_grad: true);
+            layers[path] = (layer, new LoraWeights(A, B, a / rank));
+        }
+        return Attach(model, layers, rank, a, new Dictionary<string, string>());
+    }
+
+    /// <summary>Loads a native-layout adapter file onto the model (rank and alpha from the file; alpha = rank when absent).</summary>
+    public static LoraAdapter Load(FluxModel model, string path)
+    {
+        using var reader = SafeTensorsFile.Open(path);
+        var linears = model.Linears().ToDictionary(l => l.Path, l => l.Layer, StringComparer.Ordinal);
+        var layers = new Dictionary<string, (LoraLinear, LoraWeights)>(StringComparer.Ordinal);
+        int? rank = null;
+        foreach (var key in reader.Keys.Where(k => k.EndsWith(".lora_A.weight", StringComparison.Ordinal)))
+        {
+            var layerPath = key[..^".lora_A.weight".Length];
+            if (!linears.TryGetValue(layerPath, out var layer)) throw new InvalidDataException($"{path}: '{layerPath}' is not a linear layer of this model.");
+            var bKey = layerPath + ".lora_B.weight";
+            if (!reader.Contains(bKey)) throw new InvalidDataException($"{path}: '{bKey}' is missing.");
+            var aInfo = reader.Info(key);
+            var bInfo = reader.Info(bKey);
+            if (aInfo.Shape.Length != 2 || bInfo.Shape.Length != 2 || aInfo.Shape[1] != layer.InFeatures || bInfo.Shape[0] != layer.OutFeatures || aInfo.Shape[0] != bInfo.Shape[1])
+                throw new InvalidDataException($"{path}: '{layerPath}' has shapes that do not fit the layer.");
+            rank ??= (int)aInfo.Shape[0];
+            layers[layerPath] = (layer, null!);
+        }
+        if (rank is null) throw new InvalidDataException($"{path} holds no LoRA weights in the native layout.");
+        var alpha = reader.Metadata.TryGetValue("alpha", out var alphaText) && float.TryParse(alphaText, CultureInfo.InvariantCulture, out var parsed) ? parsed : rank.Value;
+        var scale = alpha / rank.Value;
+        foreach (var layerPath in layers.Keys.ToList())
+        {
+            var layer = layers[layerPath].Item1;
+            var A = new Parameter(reader.Read(layerPath + ".lora_A.weight", layer.weight.dtype).to(layer.weight.device), requires_grad: false);
+            var B = new Parameter(reader.Read(layerPath + ".lora_B.weight", layer.weight.dtype).to(layer.weight.device), requires_grad: false);
+            layers[layerPath] = (layer, new LoraWeights(A, B, scale));
+        }
+        return Attach(model, layers, rank.Value, alpha, new Dictionary<string, string>(reader.Metadata));
+    }
+
+    private static LoraAdapter Attach(FluxModel model, Dictionary<string, (LoraLinear Layer, LoraWeights Weights)> layers, int rank, float alpha, IReadOnlyDictionary<string, string> metadata)
+    {
+        if (model.Linears().Any(l => l.Layer.Adapter is not null)) throw new InvalidOperationException("The model already carries an adapter; detach it first.");
+        foreach (var (layer, weights) in layers.Values) layer.Adapter = weights;
+        return new LoraAdapter(layers, rank, alpha, metadata);
+    }
+
+    public IReadOnlyList<Parameter> TrainableParameters() =>
+        _layers.OrderBy(l => l.Key, StringComparer.Ordinal).SelectMany(l => new[] { l.Value.Weights.A, l.Value.Weights.B }).ToList();
+
+    /// <summary>The adapter's tensors by native key (shared with the adapter, not copies).</summary>
+    public Dictionary<string, Tensor> StateDict()
+    {
+        var dict = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (path, (_, w)) in _layers)
+        {
+            dict[path + ".lora_A.weight"] = w.A;
+            dict[path + ".lora_B.weight"] = w.B;
+        }
+        return dict;
+    }
+
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    {
+        using var noGrad = no_grad();
+        foreach (var (key, target) in StateDict())
+        {
+            if (!state.TryGetValue(key, out var value)) throw new InvalidDataException($"The adapter state lacks '{key}'.");
+            target.copy_(value);
+        }
+    }
+
+    public void Save(string path, IReadOnlyDictionary<string, string> metadata)
+    {
+        var meta = new Dictionary<string, string>(metadata)
+        {
+            ["format"] = "likeness-native",
+            ["rank"] = Rank.ToString(CultureInfo.InvariantCulture),
+            ["alpha"] = Alpha.ToString(CultureInfo.InvariantCulture),
+        };
+        SafeTensorsFile.Save(path, StateDict(), meta);
+    }
+
+    /// <summary>W += strength·(α/r)·B·A in place: inference without the adapter's extra matmuls.</summary>
+    public void Merge() => ForEachUnmerged(+1, merged: true);
+
+    public void Unmerge() => ForEachUnmerged(-1, merged: false);
+
+    private void ForEachUnmerged(int sign, bool merged)
+    {
+        using var noGrad = no_grad();
+        foreach (var (layer, w) in _layers.Values)
+        {
+            if (w.Merged == merged) continue;
+            using var delta = w.B.matmul(w.A) * (sign * w.Scale * w.Strength);
+            layer.weight.add_(delta);
+            w.Merged = merged;
+        }
+    }
+
+    /// <summary>Takes the adapter off the model (unmerging first), leaving the base behaviour.</summary>
+    public void Detach()
+    {
+        Unmerge();
+        foreach (var (layer, _) in _layers.Values) layer.Adapter = null;
+    }
+
+    public void Dispose()
+    {
+        Detach();
+        foreach (var (_, w) in _layers.Values) w.Dispose();
+        _layers.Clear();
+    }
+}

@@ -1,0 +1,92 @@
+using Likeness.Engine.Flux;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Likeness.Engine.Sampling;
+
+/// <summary>The reference's sampling.py: noise, 2×2 packing, ids, the shifted schedule and the Euler loop.</summary>
+public static class FluxSampling
+{
+    /// <summary>Seeded noise [B, 16, 2⌈H/16⌉, 2⌈W/16⌉]; the same seed gives the same noise.</summary>
+    public static Tensor Noise(int batch, int height, int width, long seed, Device? device = null)
+    {
+        var generator = new Generator((ulong)seed, torch.device("cpu"));
+        var noise = randn([batch, 16, 2 * (long)Math.Ceiling(height / 16.0), 2 * (long)Math.Ceiling(width / 16.0)], generator: generator);
+        return device is null || device.type == DeviceType.CPU ? noise : noise.to(device);
+    }
+
+    /// <summary>(B, C, H, W) → (B, (H/2)(W/2), C·4) with feature index c·4 + ph·2 + pw.</summary>
+    public static Tensor Pack(Tensor latents)
+    {
+        var (b, c, h, w) = (latents.shape[0], latents.shape[1], latents.shape[2], latents.shape[3]);
+        return latents.view(b, c, h / 2, 2, w / 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, h / 2 * (w / 2), c * 4);
+    }
+
+    /// <summary>The inverse of <see cref="Pack"/> for an image of <paramref name="height"/> × <paramref name="width"/> pixels.</summary>
+    public static Tensor Unpack(Tensor packed, int height, int width)
+    {
+        var b = packed.shape[0];
+        var h = (long)Math.Ceiling(height / 16.0);
+        var w = (long)Math.Ceiling(width / 16.0);
+        var c = packed.shape[2] / 4;
+        return packed.view(b, h, w, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h * 2, w * 2);
+    }
+
+    /// <summary>Image ids [B, (h/2)(w/2), 3] = (0, row, col), row-major, for latents h × w.</summary>
+    public static Tensor ImageIds(int batch, long latentHeight, long latentWidth, Device? device = null)
+    {
+        var (h, w) = (latentHeight / 2, latentWidth / 2);
+        using var scope = NewDisposeScope();
+        var rows = arange(h, ScalarType.Float32).unsqueeze(1).expand(h, w);
+        var cols = arange(w, ScalarType.Float32).unsqueeze(0).expand(h, w);
+        var ids = stack([zeros(h, w), rows, cols], dim: -1).reshape(1, h * w, 3).expand(batch, h * w, 3).contiguous();
+        return (device is null ? ids : ids.to(device)).MoveToOuterDisposeScope();
+    }
+
+    public static Tensor TextIds(int batch, long length, Device? device = null) => zeros([batch, length, 3], device: device);
+
+    /// <summary>t ← e^μ / (e^μ + (1/t − 1)^σ) with σ = 1.</summary>
+    public static double TimeShift(double mu, double sigma, double t) => Math.Exp(mu) / (Math.Exp(mu) + Math.Pow(1 / t - 1, sigma));
+
+    /// <summary>μ for a sequence length: a line through (256, 0.5) and (4096, 1.15).</summary>
+    public static double Mu(int imageSeqLen, double baseShift = 0.5, double maxShift = 1.15, int x1 = 256, int x2 = 4096)
+    {
+        var m = (maxShift - baseShift) / (x2 - x1);
+        var b = baseShift - m * x1;
+        return imageSeqLen * m + b;
+    }
+
+    /// <summary>steps + 1 times from 1 to 0; shifted towards high noise for large images when <paramref name="shift"/>.</summary>
+    public static double[] Schedule(int steps, int imageSeqLen, bool shift = true, double baseShift = 0.5, double maxShift = 1.15)
+    {
+        var t = Enumerable.Range(0, steps + 1).Select(i => 1.0 - (double)i / steps).ToArray();
+        if (!shift) return t;
+        var mu = Mu(imageSeqLen, baseShift, maxShift);
+        // t = 0 maps to 0 (the limit of the shift), t = 1 to 1.
+        return t.Select(x => x <= 0 ? 0 : x >= 1 ? 1 : TimeShift(mu, 1.0, x)).ToArray();
+    }
+
+    /// <summary>
+    /// Euler integration of the flow: img += (t_prev − t_curr)·v(img, t_curr). One dispose scope per step.
+    /// <paramref name="shouldStop"/> is checked between steps.
+    /// </summary>
+    public static Tensor Denoise(FluxModel model, Tensor img, Tensor imgIds, Tensor txt, Tensor txtIds, Tensor vec,
+        double[] timesteps, float guidance, CancellationToken cancellationToken = default)
+    {
+        using var noGrad = no_grad();
+        var batch = img.shape[0];
+        using var guidanceVec = full([batch], guidance, img.dtype, img.device);
+        var x = img.alias();
+        for (var i = 0; i < timesteps.Length - 1; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            var tCurr = full([batch], timesteps[i], img.dtype, img.device);
+            var pred = model.forward(x, imgIds, txt, txtIds, tCurr, vec, model.Params.GuidanceEmbed ? guidanceVec : null);
+            var next = x + (timesteps[i + 1] - timesteps[i]) * pred;
+            x.Dispose();
+            x = next.MoveToOuterDisposeScope();
+        }
+        return x;
+    }
+}

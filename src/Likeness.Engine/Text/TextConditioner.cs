@@ -1,0 +1,73 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Likeness.Engine.Text;
+
+/// <summary>
+/// FLUX's conditioning: the T5 sequence (txt [B, T, context]) and CLIP's pooled vector (y [B, vec]), computed under
+/// no_grad in the encoders' dtype.
+/// </summary>
+public sealed class TextConditioner : IDisposable
+{
+    private readonly T5Encoder _t5;
+    private readonly ClipTextModel _clip;
+    private readonly ITextTokenizer _t5Tokenizer;
+    private readonly ITextTokenizer _clipTokenizer;
+    private readonly Device _device;
+
+    public int MaxT5Tokens { get; }
+
+    public TextConditioner(T5Encoder t5, ClipTextModel clip, ITextTokenizer t5Tokenizer, ITextTokenizer clipTokenizer, int maxT5Tokens, Device? device = null)
+    {
+        _t5 = t5;
+        _clip = clip;
+        _t5Tokenizer = t5Tokenizer;
+        _clipTokenizer = clipTokenizer;
+        MaxT5Tokens = maxT5Tokens;
+        _device = device ?? CPU;
+        _t5.eval();
+        _clip.eval();
+    }
+
+    public (Tensor Txt, Tensor Vec) Encode(IReadOnlyList<string> prompts)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var t5Ids = tensor(prompts.SelectMany(p => _t5Tokenizer.Encode(p, MaxT5Tokens)).ToArray(), [prompts.Count, MaxT5Tokens], device: _device);
+        var clipLength = _clip.Params.MaxPositions;
+        var clipIds = tensor(prompts.SelectMany(p => _clipTokenizer.Encode(p, clipLength)).ToArray(), [prompts.Count, clipLength], device: _device);
+        var txt = _t5.forward(t5Ids);
+        var vec = _clip.forward(clipIds);
+        return (txt.MoveToOuterDisposeScope(), vec.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The tiny encoders with byte tokenizers, initialised deterministically from the seed.</summary>
+    public static TextConditioner CreateTiny(long seed, int maxT5Tokens = 128, Device? device = null)
+    {
+        var t5 = new T5Encoder(T5Params.Tiny, device);
+        var clip = new ClipTextModel(ClipTextParams.Tiny, device);
+        Initialize(t5, seed);
+        Initialize(clip, seed + 1);
+        return new TextConditioner(t5, clip, new ByteT5Tokenizer(), new ByteClipTokenizer(), maxT5Tokens, device);
+    }
+
+    private static void Initialize(nn.Module module, long seed)
+    {
+        using var noGrad = no_grad();
+        var generator = new Generator((ulong)seed, torch.device("cpu"));
+        foreach (var (name, parameter) in module.named_parameters().OrderBy(x => x.name, StringComparer.Ordinal))
+        {
+            if (name.Contains("norm")) { if (name.EndsWith("weight")) parameter.fill_(1); else parameter.zero_(); continue; }
+            if (name.EndsWith(".bias")) { parameter.zero_(); continue; }
+            var std = name.Contains("embedding") || name.StartsWith("shared") ? 0.5 : 1.0 / Math.Sqrt(parameter.shape[^1]);
+            using var values = randn(parameter.shape, generator: generator) * std;
+            parameter.copy_(values);
+        }
+    }
+
+    public void Dispose()
+    {
+        _t5.Dispose();
+        _clip.Dispose();
+    }
+}
