@@ -21,6 +21,7 @@ public sealed class RestartTests
             var key = await WaitForKeyAsync(data, first);
             using var client = new HttpClient { BaseAddress = new Uri(url) };
             client.DefaultRequestHeaders.Add("X-API-Key", key);
+            await WaitForHealthAsync(client, first);
             var before = (await client.GetFromJsonAsync<JsonElement>("/v2/team")).GetProperty("credits").GetInt64();
 
             var created = await client.PostAsync("/v2/loras", LoraForms.Create(TestImages.Pngs(15, 900), new Dictionary<string, string> { ["steps"] = "120" }));
