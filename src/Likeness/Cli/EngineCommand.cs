@@ -1,13 +1,131 @@
 using System.CommandLine;
+using System.Text.Json;
+using Likeness.Engine;
+using Likeness.Engine.Flux;
+using Likeness.Engine.Imaging;
+using Likeness.Engine.Tools;
+using Likeness.Engine.Training;
+using Spectre.Console;
 
 namespace Likeness.Cli;
 
 /// <summary><c>likeness engine …</c>: the FLUX engine's own verbs (forward, bench, train, generate).</summary>
 internal static class EngineCommand
 {
-    public static Command Create()
+    public static Command Create() => new("engine", "Run the FLUX engine directly: forward, bench, train, generate.")
     {
-        var engine = new Command("engine", "Run the FLUX engine directly: forward, bench, train, generate.");
-        return engine;
+        Forward(), Bench(), Train(), Generate(),
+    };
+
+    private static Command Forward()
+    {
+        var config = new Option<FileInfo>("--config") { Description = "Transformer config in the reference FluxParams form (13 keys).", Required = true };
+        var weights = new Option<FileInfo>("--weights") { Description = "safetensors with the reference keys (optionally under model.diffusion_model.).", Required = true };
+        var inputs = new Option<FileInfo>("--inputs") { Description = "safetensors with img, img_ids, txt, txt_ids, timesteps, y[, guidance].", Required = true };
+        var output = new Option<FileInfo>("--output") { Description = "Where to write the F32 tensor 'out'.", Required = true };
+        var command = new Command("forward", "One fp32 CPU forward of the transformer on given weights and inputs.") { config, weights, inputs, output };
+        command.SetAction(r =>
+        {
+            ForwardRunner.Run(r.GetValue(config)!.FullName, r.GetValue(weights)!.FullName, r.GetValue(inputs)!.FullName, r.GetValue(output)!.FullName);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Bench()
+    {
+        var preset = new Option<string?>("--preset") { Description = "tiny, dev or schnell (the transformer's dimensions)." };
+        var config = new Option<FileInfo?>("--config") { Description = "A transformer config instead of a preset." };
+        var mode = new Option<string>("--mode") { Description = "forward, train-lora or train-full.", DefaultValueFactory = _ => "forward" };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 1 };
+        var imgTokens = new Option<int>("--img-tokens") { DefaultValueFactory = _ => 256 };
+        var txtTokens = new Option<int>("--txt-tokens") { DefaultValueFactory = _ => 128 };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => Environment.ProcessorCount };
+        var command = new Command("bench", "Time the transformer and report its FLOP/s against a 4096² matmul, as one JSON object.")
+        {
+            preset, config, mode, batch, imgTokens, txtTokens, threads,
+        };
+        command.SetAction(r =>
+        {
+            var p = r.GetValue(config) is { } file ? FluxParams.FromJson(File.ReadAllText(file.FullName))
+                : FluxPreset.ByName(r.GetValue(preset) ?? "tiny").Transformer;
+            var result = BenchRunner.Run(p, r.GetValue(mode)!, r.GetValue(batch), r.GetValue(imgTokens), r.GetValue(txtTokens), r.GetValue(threads));
+            Console.WriteLine(JsonSerializer.Serialize(result));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Train()
+    {
+        var dataset = new Option<FileInfo>("--dataset") { Description = "Dataset zip (manifest.json + NNN.jpg + NNN.txt).", Required = true };
+        var output = new Option<FileInfo>("--output") { Description = "Where to write the adapter (safetensors).", Required = true };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 1000 };
+        var rank = new Option<int>("--rank") { DefaultValueFactory = _ => 16 };
+        var work = new Option<DirectoryInfo?>("--work") { Description = "Cache and checkpoint folder (resumes when it has a checkpoint)." };
+        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
+        var preset = new Option<string>("--preset") { DefaultValueFactory = _ => "flux-tiny" };
+        var command = new Command("train", "Train a LoRA from a dataset zip, with a progress bar.") { dataset, output, steps, rank, work, seed, preset };
+        command.SetAction((r, ct) =>
+        {
+            using var engine = new FluxEngine(FluxPreset.ByName(r.GetValue(preset)!), r.GetValue(CommonOptions.Models));
+            var workDir = r.GetValue(work)?.FullName ?? Path.Combine(Path.GetTempPath(), "likeness-train-" + Path.GetFileNameWithoutExtension(r.GetValue(output)!.Name));
+            var options = new LoraTrainingOptions(r.GetValue(dataset)!.FullName, r.GetValue(output)!.FullName, workDir,
+                r.GetValue(steps), r.GetValue(rank), r.GetValue(seed));
+            LoraTrainingResult? result = null;
+            AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask("training", maxValue: options.Steps);
+                    result = engine.Train(options, new Progress(p =>
+                    {
+                        task.Value = p.Step;
+                        task.Description = $"training (loss {p.Loss:F4})";
+                    }), ct);
+                });
+            Console.WriteLine($"adapter: {result!.AdapterPath} ({result.Steps} steps, loss {result.FinalLoss:F4})");
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Command Generate()
+    {
+        var lora = new Option<FileInfo?>("--lora") { Description = "Adapter to apply (native safetensors)." };
+        var prompt = new Option<string>("--prompt") { Required = true };
+        var output = new Option<FileInfo>("--output") { Description = "Image file; .png, .jpg or .webp.", Required = true };
+        var width = new Option<int?>("--width");
+        var height = new Option<int?>("--height");
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 28 };
+        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
+        var guidance = new Option<float>("--guidance") { DefaultValueFactory = _ => 3.5f };
+        var strength = new Option<float>("--strength") { DefaultValueFactory = _ => 1f };
+        var preset = new Option<string>("--preset") { DefaultValueFactory = _ => "flux-tiny" };
+        var command = new Command("generate", "Generate one image.") { lora, prompt, output, width, height, steps, seed, guidance, strength, preset };
+        command.SetAction((r, ct) =>
+        {
+            var p = FluxPreset.ByName(r.GetValue(preset)!);
+            using var engine = new FluxEngine(p, r.GetValue(CommonOptions.Models));
+            var path = r.GetValue(output)!.FullName;
+            var format = Path.GetExtension(path).ToLowerInvariant() switch
+            {
+                ".jpg" or ".jpeg" => EncodedImageFormat.Jpeg,
+                ".webp" => EncodedImageFormat.Webp,
+                _ => EncodedImageFormat.Png,
+            };
+            var bytes = AnsiConsole.Status().Start("generating", _ => engine.Generate(new GenerateOptions(r.GetValue(lora)?.FullName, r.GetValue(prompt)!,
+                r.GetValue(width) ?? p.BaseResolution, r.GetValue(height) ?? p.BaseResolution, r.GetValue(seed), r.GetValue(strength),
+                r.GetValue(guidance), r.GetValue(steps), format), ct));
+            File.WriteAllBytes(path, bytes);
+            Console.WriteLine($"image: {path} ({bytes.Length} bytes)");
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private sealed class Progress(Action<LoraTrainingProgress> report) : IProgress<LoraTrainingProgress>
+    {
+        public void Report(LoraTrainingProgress value) => report(value);
     }
 }

@@ -1,0 +1,31 @@
+using Likeness.Engine.Flux;
+using Likeness.Engine.SafeTensors;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Likeness.Engine.Tools;
+
+/// <summary>
+/// <c>likeness engine forward</c>: one fp32 CPU forward of a transformer built from a reference-form config, with
+/// reference-layout weights and inputs, writing the F32 tensor <c>out</c>.
+/// </summary>
+public static class ForwardRunner
+{
+    public static void Run(string configPath, string weightsPath, string inputsPath, string outputPath)
+    {
+        var p = FluxParams.FromJson(File.ReadAllText(configPath));
+        using var model = new FluxModel(p);
+        using (var weights = SafeTensorsFile.Open(weightsPath)) model.LoadWeights(weights);
+        model.eval();
+
+        using var inputs = SafeTensorsFile.Open(inputsPath);
+        Tensor Input(string name) => inputs.Contains(name)
+            ? inputs.Read(name, ScalarType.Float32)
+            : throw new InvalidDataException($"{inputsPath} lacks the input '{name}'.");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var guidance = p.GuidanceEmbed ? Input("guidance") : null;
+        var output = model.forward(Input("img"), Input("img_ids"), Input("txt"), Input("txt_ids"), Input("timesteps"), Input("y"), guidance);
+        SafeTensorsFile.Save(outputPath, new Dictionary<string, Tensor> { ["out"] = output.to_type(ScalarType.Float32).contiguous() });
+    }
+}
