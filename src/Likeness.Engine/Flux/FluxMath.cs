@@ -13,7 +13,9 @@ public static class FluxMath
     {
         using var scope = NewDisposeScope();
         var half = dim / 2;
-        var freqs = exp(arange(0, half, ScalarType.Float32, t.device) * (-Math.Log(maxPeriod) / half));
+        // Same operation order as the reference: at t' = 3500 (guidance 3.5) one ulp of a frequency moves the
+        // argument by ~2e-4, so the rounding sequence matters for parity.
+        var freqs = exp(arange(0, half, ScalarType.Float32, t.device) * (-Math.Log(maxPeriod)) / half);
         var args = (t.to_type(ScalarType.Float32) * timeFactor).unsqueeze(1) * freqs.unsqueeze(0);
         var embedding = cat([cos(args), sin(args)], dim: -1);
         if (dim % 2 == 1) embedding = cat([embedding, zeros_like(embedding[.., ..1])], dim: -1);
