@@ -21,6 +21,13 @@ public static class ImageTensors
 
     public static Tensor FromBitmap(SKBitmap source, int width, int height)
     {
+        if (source.Width == width && source.Height == height)
+        {
+            // Already the right size: take the pixels as they are, no resampling.
+            using var rgbaCopy = source.Copy(SKColorType.Rgba8888);
+            return ToTensor(rgbaCopy.GetPixelSpan().ToArray(), width, height);
+        }
+
         // Centre crop to the target aspect ratio, then resample.
         var targetAspect = (double)width / height;
         var sourceAspect = (double)source.Width / source.Height;
@@ -32,7 +39,12 @@ public static class ImageTensors
         using (var image = SKImage.FromBitmap(source))
             surface.Canvas.DrawImage(image, crop, new SKRect(0, 0, width, height), new SKSamplingOptions(SKCubicResampler.Mitchell));
         using var pixmap = surface.PeekPixels();
-        var bytes = pixmap.GetPixelSpan().ToArray(); // RGBA, row-major
+        return ToTensor(pixmap.GetPixelSpan().ToArray(), width, height);
+    }
+
+    /// <summary>RGBA bytes, row-major → [3, H, W] in [−1, 1].</summary>
+    private static Tensor ToTensor(byte[] bytes, int width, int height)
+    {
         using var scope = NewDisposeScope();
         var rgba = tensor(bytes, [height, width, 4]).to_type(ScalarType.Float32);
         var rgb = rgba[.., .., ..3].permute(2, 0, 1).contiguous() / 127.5 - 1.0;
