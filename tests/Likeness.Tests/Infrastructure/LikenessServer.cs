@@ -18,14 +18,17 @@ public sealed class LikenessServer : IAsyncDisposable
 {
     public const int TestMinSteps = 4;
 
-    private LikenessServer(WebApplication app, string dataFolder, Uri baseAddress, string apiKey)
+    private LikenessServer(WebApplication app, string dataFolder, Uri baseAddress, string apiKey, bool keepData)
     {
+        _keepData = keepData;
         App = app;
         DataFolder = dataFolder;
         BaseAddress = baseAddress;
         ApiKey = apiKey;
         Client = CreateClient(apiKey);
     }
+
+    private readonly bool _keepData;
 
     public WebApplication App { get; }
     public string DataFolder { get; }
@@ -34,8 +37,10 @@ public sealed class LikenessServer : IAsyncDisposable
     public string ApiKey { get; }
     public HttpClient Client { get; }
 
+    /// <summary>Starts a server; with <paramref name="dataFolder"/> given, the folder outlives it (for restarts on the same data).</summary>
     public static async Task<LikenessServer> StartAsync(IDictionary<string, string?>? settings = null, string? dataFolder = null)
     {
+        var keepData = dataFolder is not null;
         dataFolder ??= Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dataFolder);
         var overrides = new Dictionary<string, string?>
@@ -55,7 +60,7 @@ public sealed class LikenessServer : IAsyncDisposable
         await app.StartAsync();
         var baseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         var key = (await File.ReadAllTextAsync(Path.Combine(dataFolder, "default-api-key"))).Trim();
-        return new LikenessServer(app, dataFolder, baseAddress, key);
+        return new LikenessServer(app, dataFolder, baseAddress, key, keepData);
     }
 
     /// <summary>A free loopback port, so that the public URL (links in responses) names the real port.</summary>
@@ -92,13 +97,13 @@ public sealed class LikenessServer : IAsyncDisposable
         (await GetJsonAsync("/v2/team", client)).GetProperty("credits").GetInt64();
 
     /// <summary>Polls a LoRA until <paramref name="done"/> holds, returning every status seen on the way.</summary>
-    public async Task<(JsonElement Lora, List<string> Seen)> WaitForLoraAsync(string id, Func<JsonElement, bool> done, TimeSpan? timeout = null)
+    public async Task<(JsonElement Lora, List<string> Seen)> WaitForLoraAsync(string id, Func<JsonElement, bool> done, TimeSpan? timeout = null, HttpClient? client = null)
     {
         var seen = new List<string>();
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(3));
         while (true)
         {
-            var lora = await GetJsonAsync($"/v2/loras/{id}");
+            var lora = await GetJsonAsync($"/v2/loras/{id}", client);
             var status = lora.GetProperty("status").GetString()!;
             if (seen.Count == 0 || seen[^1] != status) seen.Add(status);
             if (done(lora)) return (lora, seen);
@@ -112,6 +117,7 @@ public sealed class LikenessServer : IAsyncDisposable
         Client.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
+        if (_keepData) return;
         try { Directory.Delete(DataFolder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

@@ -1,0 +1,112 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Likeness.Core.Teams;
+using Likeness.Tests.Infrastructure;
+
+namespace Likeness.Tests;
+
+/// <summary>Each way a LoRA or a generation can fail, produced for real, ends clean: FAILED, refunded, ledger exact.</summary>
+public sealed class FailurePathTests
+{
+    private static Dictionary<string, string?> Api(params (string, string)[] extra)
+    {
+        var settings = new Dictionary<string, string?> { ["Likeness:Role"] = "api" };
+        foreach (var (k, v) in extra) settings[k] = v;
+        return settings;
+    }
+
+    private static async Task<string> CreateAsync(HttpClient client, int seed)
+    {
+        var response = await client.PostAsync("/v2/loras", LoraForms.Create(TestImages.Pngs(15, seed)));
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+    }
+
+    [Fact]
+    public async Task A_team_that_cannot_pay_for_training_gets_insufficient_credits_and_its_upload_fee_back()
+    {
+        await using var server = await LikenessServer.StartAsync();
+        var (_, key) = await server.WithDb(db => TeamAdmin.CreateTeamAsync(db, "two-credits", 2, 10, TimeProvider.System, default));
+        var client = server.CreateClient(key);
+        var id = await CreateAsync(client, 0);
+        Assert.Equal(0, await server.CreditsAsync(client));
+        var (lora, _) = await server.WaitForLoraAsync(id, l => l.GetProperty("status").GetString() is "READY" or "FAILED", client: client);
+        Assert.Equal("FAILED", lora.GetProperty("status").GetString());
+        Assert.Equal("insufficient_credits", lora.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(2, await server.CreditsAsync(client));
+    }
+
+    [Fact]
+    public async Task Photos_lost_from_storage_fail_the_dataset_and_refund_the_upload_fee()
+    {
+        var data = Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
+        string id;
+        long before;
+        await using (var api = await LikenessServer.StartAsync(Api(), data))
+        {
+            before = await api.CreditsAsync();
+            id = await CreateAsync(api.Client, 10);
+        }
+        Directory.Delete(Path.Combine(data, "blobs", "loras", id, "photos"), recursive: true);
+
+        await using var worker = await LikenessServer.StartAsync(dataFolder: data);
+        var (lora, _) = await worker.WaitForLoraAsync(id, l => l.GetProperty("status").GetString() is "READY" or "FAILED");
+        Assert.Equal("FAILED", lora.GetProperty("status").GetString());
+        Assert.Equal("dataset_failed", lora.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(before, await worker.CreditsAsync());
+        Directory.Delete(data, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_generation_whose_adapter_was_purged_fails_with_a_full_refund_and_a_busy_idempotency_key_is_409()
+    {
+        var data = Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
+        string loraId;
+        await using (var trainer = await LikenessServer.StartAsync(dataFolder: data))
+        {
+            loraId = await CreateAsync(trainer.Client, 20);
+            var (ready, _) = await trainer.WaitForLoraAsync(loraId, l => l.GetProperty("status").GetString() is "READY" or "FAILED");
+            Assert.Equal("READY", ready.GetProperty("status").GetString());
+        }
+
+        string generationId;
+        long before;
+        await using (var api = await LikenessServer.StartAsync(Api(("Likeness:Generation:SyncWait", "00:00:03")), data))
+        {
+            before = await api.CreditsAsync();
+            HttpRequestMessage Request()
+            {
+                var r = new HttpRequestMessage(HttpMethod.Post, "/v2/images/generate")
+                {
+                    Content = JsonContent.Create(new { model = "flux-lora", prompt = "x", fluxLoraParams = new { loraId, num_outputs = 3, num_inference_steps = 4 } }),
+                };
+                r.Headers.Add("Idempotency-Key", "gen-1");
+                return r;
+            }
+            // No worker runs here: the first call waits out its 3 s; the same key meanwhile is still in progress.
+            var first = api.Client.SendAsync(Request());
+            await Task.Delay(1000);
+            await Problem.AssertAsync(await api.Client.SendAsync(Request()), 409, "idempotency_in_progress");
+            var accepted = await first;
+            Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+            generationId = (await accepted.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+            Assert.Equal(before - 6, await api.CreditsAsync());
+            Assert.Equal(HttpStatusCode.OK, (await api.Client.DeleteAsync($"/v2/loras/{loraId}?purge=true")).StatusCode);
+        }
+
+        await using var worker = await LikenessServer.StartAsync(dataFolder: data);
+        JsonElement generation;
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        do
+        {
+            await Task.Delay(100);
+            generation = await worker.GetJsonAsync($"/v2/images/{generationId}");
+        } while (generation.GetProperty("status").GetString() is "PENDING" or "RUNNING" && DateTime.UtcNow < deadline);
+        Assert.Equal("FAILED", generation.GetProperty("status").GetString());
+        Assert.Equal("generation_failed", generation.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(0, generation.GetProperty("creditsCharged").GetInt64());
+        Assert.Equal(before, await worker.CreditsAsync());
+        Directory.Delete(data, recursive: true);
+    }
+}
