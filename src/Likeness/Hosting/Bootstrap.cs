@@ -30,8 +30,8 @@ public sealed class Bootstrap(IServiceScopeFactory scopes, FileLinks links, IOpt
         Directory.CreateDirectory(o.DataFolder);
         await File.WriteAllTextAsync(path, key + "\n", cancellationToken);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        logger.LogInformation("Created team 'default' ({Team}) with {Credits} credits. Its API key (shown once, also in {Path}): {Key}",
-            team.Id, team.Credits, path, key);
+        // The key goes to the console once, never into logs that may be shipped elsewhere.
+        logger.LogInformation("Created team 'default' ({Team}) with {Credits} credits; its API key is in {Path}", team.Id, team.Credits, path);
         Console.WriteLine($"API key of team 'default' (also written to {path}): {key}");
     }
 
