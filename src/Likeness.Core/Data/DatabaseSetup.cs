@@ -15,8 +15,15 @@ public static class DatabaseSetup
     {
         if (!IsSqlite(database))
         {
-            throw new InvalidOperationException(
-                $"Unsupported --database '{Redact(database)}': this build stores data in SQLite ('sqlite:PATH').");
+            // An Npgsql key=value connection string: PostgreSQL is the system of record shared by every node.
+            try { _ = new Npgsql.NpgsqlConnectionStringBuilder(database); }
+            catch (ArgumentException ex)
+            {
+                throw new InvalidOperationException($"--database is neither 'sqlite:PATH' nor an Npgsql connection string: {ex.Message}");
+            }
+            services.AddDbContext<PostgresLikenessDb>(o => o.UseNpgsql(database, npgsql => npgsql.CommandTimeout(60)));
+            services.AddScoped<LikenessDb>(sp => sp.GetRequiredService<PostgresLikenessDb>());
+            return services;
         }
         var path = database["sqlite:".Length..];
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
@@ -34,8 +41,6 @@ public static class DatabaseSetup
         services.AddScoped<LikenessDb>(sp => sp.GetRequiredService<SqliteLikenessDb>());
         return services;
     }
-
-    private static string Redact(string s) => s.Contains("password", StringComparison.OrdinalIgnoreCase) ? "(connection string)" : s;
 
     /// <summary>WAL lets readers run beside the one writer; busy_timeout makes writers queue instead of failing.</summary>
     private sealed class SqlitePragmas : DbConnectionInterceptor

@@ -114,3 +114,8 @@ public abstract class LikenessDb(DbContextOptions options) : DbContext(options)
 }
 
 public sealed class SqliteLikenessDb(DbContextOptions<SqliteLikenessDb> options) : LikenessDb(options);
+
+public sealed class PostgresLikenessDb(DbContextOptions<PostgresLikenessDb> options) : LikenessDb(options)
+{
+    public override bool SupportsRowLocks => true;
+}

@@ -24,6 +24,7 @@ public static class JobQueue
 
     public static async Task<Job?> ClaimAsync(LikenessDb db, string queue, string owner, TimeSpan lease, DateTime now, CancellationToken ct)
     {
+        if (db.SupportsRowLocks) return await ClaimSkipLockedAsync(db, queue, owner, lease, now, ct);
         for (var tries = 0; tries < 5; tries++)
         {
             var candidate = await db.Jobs.AsNoTracking()
@@ -46,6 +47,27 @@ public static class JobQueue
             if (won == 1) return await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == candidate.Id, ct);
         }
         return null;
+    }
+
+    /// <summary>
+    /// PostgreSQL: one statement picks the oldest runnable job that no other transaction has locked and takes it,
+    /// so concurrent claimants never wait on each other or collide (FOR UPDATE SKIP LOCKED).
+    /// </summary>
+    private static async Task<Job?> ClaimSkipLockedAsync(LikenessDb db, string queue, string owner, TimeSpan lease, DateTime now, CancellationToken ct)
+    {
+        var expires = now + lease;
+        var claimed = await db.Jobs.FromSqlInterpolated($"""
+            UPDATE jobs SET "State" = 'running', "LeaseOwner" = {owner}, "LeaseExpiresAt" = {expires}, "Attempts" = "Attempts" + 1
+            WHERE "Id" = (
+                SELECT "Id" FROM jobs
+                WHERE "Queue" = {queue}
+                  AND (("State" = 'queued' AND "RunAfter" <= {now}) OR ("State" = 'running' AND "LeaseExpiresAt" < {now}))
+                ORDER BY "RunAfter", "Id"
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED)
+            RETURNING *
+            """).AsNoTracking().ToListAsync(ct);
+        return claimed.SingleOrDefault();
     }
 
     /// <summary>Extends the lease; false when the job is no longer ours (taken over or finished).</summary>

@@ -30,11 +30,7 @@ public static class LikenessHost
 
         builder.WebHost.UseUrls(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries));
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = LoraUpload.MaxBodyBytes + 1024 * 1024);
-        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
-        // The framework's own chatter (every SQL command, every request) only when asked for in configuration.
-        builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
-        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
+        ConfigureLogging(builder.Logging);
 
         AddServices(builder.Services, builder.Configuration, options);
 
@@ -45,11 +41,36 @@ public static class LikenessHost
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs");
         app.MapGet("/health", () => TypedResults.Ok(new { status = "ok" })).WithTags("Health").ExcludeFromDescription();
+        app.MapGet("/health/ready", Readiness.CheckAsync).WithTags("Health").ExcludeFromDescription();
         app.MapLoras();
         app.MapImages();
         app.MapTeam();
         app.MapFiles();
         return app;
+    }
+
+    /// <summary>
+    /// A worker process: the same services and job workers, no HTTP listener. <c>--queues</c> chooses the queues.
+    /// </summary>
+    public static IHost BuildWorker(IDictionary<string, string?> overrides)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true);
+        builder.Configuration.AddInMemoryCollection(overrides);
+        builder.Configuration.AddInMemoryCollection([new("Likeness:Role", "all")]);
+        var options = builder.Configuration.GetSection(LikenessOptions.Section).Get<LikenessOptions>() ?? new LikenessOptions();
+        ConfigureLogging(builder.Logging);
+        AddServices(builder.Services, builder.Configuration, options);
+        return builder.Build();
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging)
+    {
+        logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        // The framework's own chatter (every SQL command, every request) only when asked for in configuration.
+        logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
     }
 
     public static void AddServices(IServiceCollection services, IConfiguration configuration, LikenessOptions options)

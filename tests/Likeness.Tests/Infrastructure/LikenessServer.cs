@@ -59,7 +59,17 @@ public sealed class LikenessServer : IAsyncDisposable
         var app = LikenessHost.BuildApp(overrides);
         await app.StartAsync();
         var baseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        var key = (await File.ReadAllTextAsync(Path.Combine(dataFolder, "default-api-key"))).Trim();
+        var keyFile = Path.Combine(dataFolder, "default-api-key");
+        string key;
+        if (File.Exists(keyFile)) key = (await File.ReadAllTextAsync(keyFile)).Trim();
+        else
+        {
+            // Only the embedded default (SQLite) makes team 'default' by itself; on PostgreSQL an operator does.
+            using var scope = app.Services.CreateScope();
+            var db = scope.ServiceProvider.GetRequiredService<Core.Data.LikenessDb>();
+            key = (await Core.Teams.TeamAdmin.CreateTeamAsync(db, "default", 10_000, 10, TimeProvider.System, default)).ApiKey;
+            await File.WriteAllTextAsync(keyFile, key);
+        }
         return new LikenessServer(app, dataFolder, baseAddress, key, keepData);
     }
 
