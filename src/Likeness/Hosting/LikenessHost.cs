@@ -152,7 +152,8 @@ public static class LikenessHost
     private static IBlobStore CreateBlobStore(string setting)
     {
         if (setting.StartsWith("file:", StringComparison.OrdinalIgnoreCase)) return new FileBlobStore(setting["file:".Length..]);
+        if (setting.StartsWith("s3://", StringComparison.OrdinalIgnoreCase)) return S3BlobStore.FromSetting(setting);
         throw new OptionsValidationException("Blobs", typeof(LikenessOptions),
-            [$"Unsupported --blobs '{setting}': this build stores blobs in a folder ('file:DIR')."]);
+            [$"Unsupported --blobs '{setting}': use file:DIR or s3://BUCKET?endpoint=URL&pathStyle=true&region=R."]);
     }
 }
