@@ -1,0 +1,77 @@
+using System.Diagnostics;
+
+namespace Likeness.Tests.Infrastructure;
+
+/// <summary>The real executable (likeness.dll from the test output) as a child process.</summary>
+public sealed class LikenessProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _output = [];
+
+    private LikenessProcess(Process process) => _process = process;
+
+    public bool HasExited => _process.HasExited;
+    public string Output { get { lock (_output) return string.Join('\n', _output); } }
+
+    /// <summary>Test settings every child gets: the lowered step floor, short leases, fast polling.</summary>
+    public static readonly Dictionary<string, string> TestEnvironment = new()
+    {
+        ["LIKENESS_TRAINING_MIN_STEPS"] = "4",
+        ["Likeness__Training__CheckpointEvery"] = "2",
+        ["Likeness__Workers__Lease"] = "00:00:03",
+        ["Likeness__Workers__PollInterval"] = "00:00:00.200",
+        ["Likeness__Webhooks__RetrySchedule__0"] = "00:00:00.500",
+    };
+
+    public static LikenessProcess Start(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet", ["exec", Path.Combine(AppContext.BaseDirectory, "likeness.dll"), .. args])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var (k, v) in TestEnvironment) info.Environment[k] = v;
+        var process = new LikenessProcess(Process.Start(info)!);
+        process._process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (process._output) process._output.Add(e.Data); };
+        process._process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (process._output) process._output.Add(e.Data); };
+        process._process.BeginOutputReadLine();
+        process._process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>Runs a verb to completion and returns its output lines.</summary>
+    public static async Task<string[]> RunAsync(params string[] args)
+    {
+        using var p = Start(args);
+        await p._process.WaitForExitAsync();
+        p._process.WaitForExit(); // flushes the redirected output
+        Assert.True(p._process.ExitCode == 0, $"likeness {string.Join(' ', args)} exited {p._process.ExitCode}: {p.Output}");
+        return p.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    public async Task WaitForHealthAsync(HttpClient client)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (true)
+        {
+            Assert.False(HasExited, "likeness exited: " + Output);
+            try { if ((await client.GetAsync("/health")).IsSuccessStatusCode) return; }
+            catch (HttpRequestException) { }
+            Assert.True(DateTime.UtcNow < deadline, "likeness never became healthy: " + Output);
+            await Task.Delay(100);
+        }
+    }
+
+    public void Kill()
+    {
+        try { if (!_process.HasExited) _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+        _process.WaitForExit();
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+    }
+}
