@@ -110,6 +110,11 @@ public static class LikenessHost
             CheckpointEvery = options.Training.CheckpointEvery,
         });
         services.AddSingleton<JobSignals>();
+        if (!DatabaseSetup.IsSqlite(options.DatabaseSetting))
+        {
+            services.AddSingleton(sp => ActivatorUtilities.CreateInstance<PostgresJobNotifications>(sp, options.DatabaseSetting));
+            services.AddHostedService(sp => sp.GetRequiredService<PostgresJobNotifications>());
+        }
         services.AddSingleton<FileLinks>();
         services.AddSingleton<TriggerWordGenerator>();
         services.AddSingleton<ICaptioner, LocalCaptioner>();
