@@ -19,7 +19,9 @@ public sealed class PostgresDatabase : IAsyncDisposable
     {
         _admin = admin;
         _name = name;
-        ConnectionString = new NpgsqlConnectionStringBuilder(admin) { Database = name, Pooling = true }.ConnectionString;
+        // Each process's pool stays small: the suite runs several servers and processes against one PostgreSQL,
+        // and a pool waits for a free connection where the server would refuse a 101st one.
+        ConnectionString = new NpgsqlConnectionStringBuilder(admin) { Database = name, Pooling = true, MaxPoolSize = 15 }.ConnectionString;
     }
 
     public static string? SkipReason => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 }
