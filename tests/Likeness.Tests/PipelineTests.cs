@@ -44,6 +44,12 @@ public sealed class PipelineTests(ServerFixture fixture) : IClassFixture<ServerF
         var header = System.Text.Encoding.UTF8.GetString(bytes, 8, (int)headerLength);
         Assert.Contains(trigger, header);
         Assert.Contains("lora_A.weight", header);
+        foreach (var (format, marker) in new[] { ("peft", "transformer.transformer_blocks.0.attn.to_q.lora_A.weight"), ("kohya", "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight") })
+        {
+            var converted = await Server.Client.GetByteArrayAsync($"/v2/loras/{id}/weights?format={format}");
+            Assert.Contains(marker, System.Text.Encoding.UTF8.GetString(converted, 8, (int)BitConverter.ToInt64(converted, 0)));
+        }
+        await Problem.AssertAsync(await Server.Client.GetAsync($"/v2/loras/{id}/weights?format=ckpt"), 400, "validation_failed");
 
         var generate = await Server.Client.PostAsJsonAsync("/v2/images/generate", new
         {

@@ -63,37 +63,29 @@ public sealed class LoraAdapter : IDisposable
         return Attach(model, layers, rank, a, new Dictionary<string, string>());
     }
 
-    /// <summary>Loads a native-layout adapter file onto the model (rank and alpha from the file; alpha = rank when absent).</summary>
+    /// <summary>
+    /// Loads an adapter file onto the model — native, PEFT/diffusers or kohya, told apart by its keys — with each
+    /// layer's own scale (alpha = rank where a file gives none).
+    /// </summary>
     public static LoraAdapter Load(FluxModel model, string path)
     {
-        using var reader = SafeTensorsFile.Open(path);
         var linears = model.Linears().ToDictionary(l => l.Path, l => l.Layer, StringComparer.Ordinal);
+        var read = AdapterFormats.Read(path, linears.Keys.ToList(), model.Params.HiddenSize);
+        if (read.Count == 0) throw new InvalidDataException($"{path} adapts no layer.");
         var layers = new Dictionary<string, (LoraLinear, LoraWeights)>(StringComparer.Ordinal);
-        int? rank = null;
-        foreach (var key in reader.Keys.Where(k => k.EndsWith(".lora_A.weight", StringComparison.Ordinal)))
+        foreach (var (layerPath, l) in read)
         {
-            var layerPath = key[..^".lora_A.weight".Length];
             if (!linears.TryGetValue(layerPath, out var layer)) throw new InvalidDataException($"{path}: '{layerPath}' is not a linear layer of this model.");
-            var bKey = layerPath + ".lora_B.weight";
-            if (!reader.Contains(bKey)) throw new InvalidDataException($"{path}: '{bKey}' is missing.");
-            var aInfo = reader.Info(key);
-            var bInfo = reader.Info(bKey);
-            if (aInfo.Shape.Length != 2 || bInfo.Shape.Length != 2 || aInfo.Shape[1] != layer.InFeatures || bInfo.Shape[0] != layer.OutFeatures || aInfo.Shape[0] != bInfo.Shape[1])
+            if (l.A.shape.Length != 2 || l.B.shape.Length != 2 || l.A.shape[1] != layer.InFeatures || l.B.shape[0] != layer.OutFeatures || l.A.shape[0] != l.B.shape[1])
                 throw new InvalidDataException($"{path}: '{layerPath}' has shapes that do not fit the layer.");
-            rank ??= (int)aInfo.Shape[0];
-            layers[layerPath] = (layer, null!);
+            var A = new Parameter(l.A.to(layer.weight.dtype, layer.weight.device), requires_grad: false);
+            var B = new Parameter(l.B.to(layer.weight.dtype, layer.weight.device), requires_grad: false);
+            layers[layerPath] = (layer, new LoraWeights(A, B, l.Scale));
         }
-        if (rank is null) throw new InvalidDataException($"{path} holds no LoRA weights in the native layout.");
-        var alpha = reader.Metadata.TryGetValue("alpha", out var alphaText) && float.TryParse(alphaText, CultureInfo.InvariantCulture, out var parsed) ? parsed : rank.Value;
-        var scale = alpha / rank.Value;
-        foreach (var layerPath in layers.Keys.ToList())
-        {
-            var layer = layers[layerPath].Item1;
-            var A = new Parameter(reader.Read(layerPath + ".lora_A.weight", layer.weight.dtype).to(layer.weight.device), requires_grad: false);
-            var B = new Parameter(reader.Read(layerPath + ".lora_B.weight", layer.weight.dtype).to(layer.weight.device), requires_grad: false);
-            layers[layerPath] = (layer, new LoraWeights(A, B, scale));
-        }
-        return Attach(model, layers, rank.Value, alpha, new Dictionary<string, string>(reader.Metadata));
+        var first = read.OrderBy(kv => kv.Key, StringComparer.Ordinal).First().Value;
+        var rank = (int)first.A.shape[0];
+        using var reader = SafeTensorsFile.Open(path);
+        return Attach(model, layers, rank, first.Scale * rank, new Dictionary<string, string>(reader.Metadata));
     }
 
     private static LoraAdapter Attach(FluxModel model, Dictionary<string, (LoraLinear Layer, LoraWeights Weights)> layers, int rank, float alpha, IReadOnlyDictionary<string, string> metadata)

@@ -11,12 +11,15 @@ namespace Likeness.Engine.Tools;
 /// </summary>
 public static class ForwardRunner
 {
-    public static void Run(string configPath, string weightsPath, string inputsPath, string outputPath)
+    public static void Run(string configPath, string weightsPath, string inputsPath, string outputPath, string? loraPath = null, float loraStrength = 1f)
     {
         var p = FluxParams.FromJson(File.ReadAllText(configPath));
         using var model = new FluxModel(p);
         using (var weights = SafeTensorsFile.Open(weightsPath)) model.LoadWeights(weights);
         model.eval();
+        // Any adapter layout (native, PEFT/diffusers, kohya), told apart by its keys.
+        using var lora = loraPath is null ? null : Lora.LoraAdapter.Load(model, loraPath);
+        if (lora is not null) lora.Strength = loraStrength;
 
         using var inputs = SafeTensorsFile.Open(inputsPath);
         Tensor Input(string name) => inputs.Contains(name)

@@ -5,6 +5,8 @@ using Likeness.Core.Loras;
 using Likeness.Core.Media;
 using Likeness.Core.Ports;
 using Likeness.Core.Webhooks;
+using Likeness.Engine;
+using Likeness.Engine.Lora;
 using Likeness.Hosting;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -170,15 +172,32 @@ public static class LoraEndpoints
     private static async Task<IResult> Weights(HttpContext http, LikenessDb db, IBlobStore blobs, string id, string? format)
     {
         if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
-        if (format is not null && format != "native")
-            return Problems.Field("format", "format must be 'native' (the reference layout of the engine).");
+        AdapterFormat? target = format switch
+        {
+            null or "native" => AdapterFormat.Native,
+            "peft" or "diffusers" => AdapterFormat.Peft,
+            "kohya" => AdapterFormat.Kohya,
+            _ => null,
+        };
+        if (target is null) return Problems.Field("format", "format must be native, peft (diffusers) or kohya.");
         var lora = await Find(db, http, id);
         if (lora is null) return Problems.NotFound("The LoRA");
         if (lora.Status != LoraStatus.Ready)
             return Problems.Of(409, "lora_not_ready", $"The LoRA is {lora.Status}; weights exist only once it is READY.");
         var stream = await blobs.OpenReadAsync(BlobKeys.Adapter(id), http.RequestAborted);
         if (stream is null) return Problems.NotFound("The adapter file");
-        return TypedResults.Stream(stream, "application/octet-stream", $"{lora.Id}.safetensors");
+        var fileName = $"{lora.Id}{(target == AdapterFormat.Native ? "" : "." + format)}.safetensors";
+        if (target == AdapterFormat.Native) return TypedResults.Stream(stream, "application/octet-stream", fileName);
+
+        // Other layouts are converted from the stored native file, through temporary files that go with the response.
+        var native = Path.GetTempFileName();
+        var converted = Path.GetTempFileName();
+        await using (stream)
+        await using (var file = File.Create(native)) await stream.CopyToAsync(file, http.RequestAborted);
+        AdapterFormats.Convert(native, converted, target.Value, FluxPreset.ByName(lora.BaseModel).Transformer.HiddenSize);
+        File.Delete(native);
+        var result = new FileStream(converted, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, FileOptions.DeleteOnClose);
+        return TypedResults.Stream(result, "application/octet-stream", fileName);
     }
 
     private static async Task<IResult> Deliveries(HttpContext http, LikenessDb db, string id)

@@ -23,10 +23,13 @@ internal static class EngineCommand
         var weights = new Option<FileInfo>("--weights") { Description = "safetensors with the reference keys (optionally under model.diffusion_model.).", Required = true };
         var inputs = new Option<FileInfo>("--inputs") { Description = "safetensors with img, img_ids, txt, txt_ids, timesteps, y[, guidance].", Required = true };
         var output = new Option<FileInfo>("--output") { Description = "Where to write the F32 tensor 'out'.", Required = true };
-        var command = new Command("forward", "One fp32 CPU forward of the transformer on given weights and inputs.") { config, weights, inputs, output };
+        var lora = new Option<FileInfo?>("--lora") { Description = "An adapter to apply first: native, PEFT/diffusers or kohya (told apart by its keys)." };
+        var strength = new Option<float>("--lora-strength") { DefaultValueFactory = _ => 1f };
+        var command = new Command("forward", "One fp32 CPU forward of the transformer on given weights and inputs.") { config, weights, inputs, output, lora, strength };
         command.SetAction(r =>
         {
-            ForwardRunner.Run(r.GetValue(config)!.FullName, r.GetValue(weights)!.FullName, r.GetValue(inputs)!.FullName, r.GetValue(output)!.FullName);
+            ForwardRunner.Run(r.GetValue(config)!.FullName, r.GetValue(weights)!.FullName, r.GetValue(inputs)!.FullName, r.GetValue(output)!.FullName,
+                r.GetValue(lora)?.FullName, r.GetValue(strength));
             return 0;
         });
         return command;
