@@ -69,10 +69,9 @@ public sealed class SafeTensorsReader : IDisposable
     {
         if (!_tensors.TryGetValue(key, out var info)) throw new KeyNotFoundException($"{Path} has no tensor '{key}'.");
         var type = ScalarTypeOf(info.Dtype);
-        var bytes = new byte[info.End - info.Begin];
-        _view.ReadArray(_dataStart + info.Begin, bytes, 0, bytes.Length);
         var tensor = torch.empty(info.Shape, type);
-        if (bytes.Length > 0) tensor.bytes = bytes;
+        var length = info.End - info.Begin;
+        if (length > 0) CopyFromMap(_dataStart + info.Begin, length, tensor);
         if (convertTo is { } target && target != type)
         {
             var converted = tensor.to_type(target);
@@ -80,6 +79,26 @@ public sealed class SafeTensorsReader : IDisposable
             return converted;
         }
         return tensor;
+    }
+
+    /// <summary>Copies straight from the mapped file into the tensor's memory: no managed buffer in between.</summary>
+    private unsafe void CopyFromMap(long offset, long length, Tensor target)
+    {
+        byte* start = null;
+        var handle = _view.SafeMemoryMappedViewHandle;
+        handle.AcquirePointer(ref start);
+        try
+        {
+            var source = start + _view.PointerOffset + offset;
+            var destination = target.bytes;
+            for (long done = 0; done < length;)
+            {
+                var chunk = (int)Math.Min(int.MaxValue, length - done);
+                new ReadOnlySpan<byte>(source + done, chunk).CopyTo(destination.Slice((int)done, chunk));
+                done += chunk;
+            }
+        }
+        finally { handle.ReleasePointer(); }
     }
 
     public void Dispose()
