@@ -133,8 +133,11 @@ public static class DiffusersLayout
                 if (!map.TryGetValue(key, out var pieces)) throw new InvalidDataException($"{file}: '{key}' is not part of this transformer.");
                 foreach (var piece in pieces)
                 {
+                    // The scope frees the narrowed views with the value at once; left to the GC they would keep
+                    // every converted tensor alive until the end of the load.
+                    using var scope = NewDisposeScope();
                     var target = own[piece.Target];
-                    using var value = reader.Read(key, target.dtype);
+                    var value = reader.Read(key, target.dtype);
                     var rows = piece.Rows < 0 ? value.shape[0] : piece.Rows;
                     if (value.shape.Length != target.shape.Length || !value.shape.Skip(1).SequenceEqual(target.shape.Skip(1)) || piece.SourceRow + rows > value.shape[0] || piece.TargetRow + rows > target.shape[0])
                         throw new InvalidDataException($"{file}: '{key}' [{string.Join(", ", value.shape)}] does not fit '{piece.Target}' [{string.Join(", ", target.shape)}].");

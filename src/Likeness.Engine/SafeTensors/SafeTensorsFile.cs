@@ -17,7 +17,6 @@ public sealed record TensorInfo(string Dtype, long[] Shape, long Begin, long End
 public sealed class SafeTensorsReader : IDisposable
 {
     private readonly MemoryMappedFile _file;
-    private readonly MemoryMappedViewAccessor _view;
     private readonly long _dataStart;
     private readonly Dictionary<string, TensorInfo> _tensors;
 
@@ -33,12 +32,12 @@ public sealed class SafeTensorsReader : IDisposable
         var length = new FileInfo(path).Length;
         if (length < 8) throw new InvalidDataException($"{path} is too short to be a safetensors file.");
         _file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        _view = _file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        var headerLength = _view.ReadInt64(0);
+        using var headerView = _file.CreateViewAccessor(0, Math.Min(length, 8 + 100_000_000L), MemoryMappedFileAccess.Read);
+        var headerLength = headerView.ReadInt64(0);
         if (headerLength <= 0 || headerLength > 100_000_000 || 8 + headerLength > length)
             throw new InvalidDataException($"{path}: the header length {headerLength} does not fit the file.");
         var header = new byte[headerLength];
-        _view.ReadArray(8, header, 0, header.Length);
+        headerView.ReadArray(8, header, 0, header.Length);
         _dataStart = 8 + headerLength;
 
         _tensors = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
@@ -81,15 +80,19 @@ public sealed class SafeTensorsReader : IDisposable
         return tensor;
     }
 
-    /// <summary>Copies straight from the mapped file into the tensor's memory: no managed buffer in between.</summary>
+    /// <summary>
+    /// Copies straight from the mapped file into the tensor's memory, through a view of just that tensor that is
+    /// unmapped right after: the file's pages never pile up in the process's resident memory.
+    /// </summary>
     private unsafe void CopyFromMap(long offset, long length, Tensor target)
     {
+        using var view = _file.CreateViewAccessor(offset, length, MemoryMappedFileAccess.Read);
         byte* start = null;
-        var handle = _view.SafeMemoryMappedViewHandle;
+        var handle = view.SafeMemoryMappedViewHandle;
         handle.AcquirePointer(ref start);
         try
         {
-            var source = start + _view.PointerOffset + offset;
+            var source = start + view.PointerOffset;
             var destination = target.bytes;
             for (long done = 0; done < length;)
             {
@@ -101,11 +104,7 @@ public sealed class SafeTensorsReader : IDisposable
         finally { handle.ReleasePointer(); }
     }
 
-    public void Dispose()
-    {
-        _view.Dispose();
-        _file.Dispose();
-    }
+    public void Dispose() => _file.Dispose();
 
     public static int ElementSize(string dtype) => dtype switch
     {

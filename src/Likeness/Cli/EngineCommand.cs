@@ -14,8 +14,33 @@ internal static class EngineCommand
 {
     public static Command Create() => new("engine", "Run the FLUX engine directly: forward, bench, train, generate.")
     {
-        Forward(), Bench(), Train(), Generate(),
+        Forward(), Bench(), Train(), Generate(), Init(),
     };
+
+    private static Command Init()
+    {
+        var config = new Option<FileInfo>("--config") { Description = "Transformer config (reference FluxParams form).", Required = true };
+        var output = new Option<string>("--output") { Description = "A .safetensors file (reference layout) or a folder (diffusers layout).", Required = true };
+        var layout = new Option<string>("--layout") { Description = "reference or diffusers.", DefaultValueFactory = _ => "reference" };
+        var dtype = new Option<string>("--dtype") { Description = "f32, f16 or bf16.", DefaultValueFactory = _ => "f32" };
+        var shardMb = new Option<int>("--shard-mb") { Description = "Shard size for the diffusers layout.", DefaultValueFactory = _ => 500 };
+        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
+        var command = new Command("init", "Write a transformer checkpoint with seeded random weights (for tests and benchmarks).") { config, output, layout, dtype, shardMb, seed };
+        command.SetAction(r =>
+        {
+            var type = r.GetValue(dtype) switch
+            {
+                "bf16" => TorchSharp.torch.ScalarType.BFloat16,
+                "f16" => TorchSharp.torch.ScalarType.Float16,
+                _ => TorchSharp.torch.ScalarType.Float32,
+            };
+            using var model = FluxModel.CreateInitialized(FluxParams.FromJson(File.ReadAllText(r.GetValue(config)!.FullName)), r.GetValue(seed));
+            if (r.GetValue(layout) == "diffusers") DiffusersLayout.Save(model, r.GetValue(output)!, r.GetValue(shardMb) * 1024L * 1024, type);
+            else Likeness.Engine.SafeTensors.SafeTensorsFile.Save(r.GetValue(output)!, model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to_type(type)));
+            return 0;
+        });
+        return command;
+    }
 
     private static Command Forward()
     {
