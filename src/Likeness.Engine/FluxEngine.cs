@@ -24,7 +24,9 @@ public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? 
     private string? _adapterKey;
 
     public FluxPreset Preset { get; } = preset;
-    public Device Device { get; } = device ?? CPU;
+
+    /// <summary>CUDA when libtorch finds a GPU (a build with the CUDA runtime package), else the CPU.</summary>
+    public Device Device { get; } = device ?? (cuda.is_available() ? CUDA : CPU);
 
     public LoraTrainingResult Train(LoraTrainingOptions options, IProgress<LoraTrainingProgress>? progress, CancellationToken ct)
     {
