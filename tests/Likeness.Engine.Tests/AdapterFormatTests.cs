@@ -41,7 +41,7 @@ public sealed class AdapterFormatTests
         using var _ = model;
         using var __ = expected;
         var exported = Path.Combine(Path.GetDirectoryName(native)!, $"{format}.safetensors");
-        AdapterFormats.Convert(native, exported, format, Config.HiddenSize);
+        AdapterFormats.Convert(native, exported, format, Config);
         using (var reader = SafeTensorsFile.Open(exported)) Assert.Equal(format, AdapterFormats.Detect(reader.Keys));
         using var lora = LoraAdapter.Load(model, exported);
         using var actual = Inputs.Run(model, inputs);
@@ -55,8 +55,8 @@ public sealed class AdapterFormatTests
         using var _m = model;
         using var _e = expected;
         var dir = Path.GetDirectoryName(native)!;
-        AdapterFormats.Convert(native, Path.Combine(dir, "p.safetensors"), AdapterFormat.Peft, Config.HiddenSize);
-        AdapterFormats.Convert(native, Path.Combine(dir, "k.safetensors"), AdapterFormat.Kohya, Config.HiddenSize);
+        AdapterFormats.Convert(native, Path.Combine(dir, "p.safetensors"), AdapterFormat.Peft, Config);
+        AdapterFormats.Convert(native, Path.Combine(dir, "k.safetensors"), AdapterFormat.Kohya, Config);
         using var peft = SafeTensorsFile.Open(Path.Combine(dir, "p.safetensors"));
         Assert.Contains("transformer.transformer_blocks.0.attn.to_q.lora_A.weight", peft.Keys);
         Assert.Contains("transformer.transformer_blocks.0.attn.add_v_proj.lora_B.weight", peft.Keys);
@@ -79,7 +79,7 @@ public sealed class AdapterFormatTests
         using var _ = model;
         using var __ = expected;
         var dir = Path.GetDirectoryName(native)!;
-        AdapterFormats.Convert(native, Path.Combine(dir, "p.safetensors"), AdapterFormat.Peft, Config.HiddenSize);
+        AdapterFormats.Convert(native, Path.Combine(dir, "p.safetensors"), AdapterFormat.Peft, Config);
         File.WriteAllText(Path.Combine(dir, "config.json"), Config.ToJson());
         SafeTensorsFile.Save(Path.Combine(dir, "w.safetensors"), model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value));
         SafeTensorsFile.Save(Path.Combine(dir, "in.safetensors"), new Dictionary<string, Tensor>

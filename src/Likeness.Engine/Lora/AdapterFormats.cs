@@ -1,4 +1,5 @@
 using System.Globalization;
+using Likeness.Engine.Flux;
 using Likeness.Engine.SafeTensors;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -36,25 +37,25 @@ public static class AdapterFormats
     }
 
     /// <summary>Reads any supported file into reference-path layers (F32 on the CPU).</summary>
-    public static Dictionary<string, AdapterLayer> Read(string path, IReadOnlyCollection<string> referencePaths, int hiddenSize)
+    public static Dictionary<string, AdapterLayer> Read(string path, IReadOnlyCollection<string> referencePaths, FluxParams model)
     {
         using var reader = SafeTensorsFile.Open(path);
         var tensors = reader.Keys.ToDictionary(k => k, k => reader.Read(k, ScalarType.Float32), StringComparer.Ordinal);
         return Detect(tensors.Keys) switch
         {
             AdapterFormat.Kohya => FromKohya(tensors, referencePaths),
-            AdapterFormat.Peft => FromPeft(tensors, hiddenSize),
+            AdapterFormat.Peft => FromPeft(tensors, model),
             _ => FromNative(tensors, reader.Metadata),
         };
     }
 
-    public static void Write(string path, AdapterFormat format, IReadOnlyDictionary<string, AdapterLayer> layers, int hiddenSize,
+    public static void Write(string path, AdapterFormat format, IReadOnlyDictionary<string, AdapterLayer> layers, FluxParams model,
         IReadOnlyDictionary<string, string> metadata)
     {
         var tensors = format switch
         {
             AdapterFormat.Kohya => ToKohya(layers),
-            AdapterFormat.Peft => ToPeft(layers, hiddenSize),
+            AdapterFormat.Peft => ToPeft(layers, model),
             _ => ToNative(layers),
         };
         var meta = new Dictionary<string, string>(metadata) { ["format"] = format.ToString().ToLowerInvariant() };
@@ -70,12 +71,12 @@ public static class AdapterFormats
     }
 
     /// <summary>Converts a native adapter file to another layout.</summary>
-    public static void Convert(string nativePath, string outputPath, AdapterFormat format, int hiddenSize)
+    public static void Convert(string nativePath, string outputPath, AdapterFormat format, FluxParams model)
     {
         using var reader = SafeTensorsFile.Open(nativePath);
         var tensors = reader.Keys.ToDictionary(k => k, k => reader.Read(k, ScalarType.Float32), StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(reader.Metadata);
-        Write(outputPath, format, FromNative(tensors, reader.Metadata), hiddenSize, metadata);
+        Write(outputPath, format, FromNative(tensors, reader.Metadata), model, metadata);
     }
 
     private static Dictionary<string, AdapterLayer> FromNative(Dictionary<string, Tensor> t, IReadOnlyDictionary<string, string> metadata)
@@ -136,145 +137,74 @@ public static class AdapterFormats
         return layers;
     }
 
-    /// <summary>Reference path → diffusers paths with the row ranges of the fused output they take.</summary>
-    private static IEnumerable<(string Diffusers, long Start, long Length)> Split(string path, long outFeatures, int hidden)
+    /// <summary>
+    /// Each adapted reference layer's diffusers parts (layer path, first row of the fused output, rows; −1 = all),
+    /// read off the transformer's own diffusers table so that weights and adapters share one renaming.
+    /// </summary>
+    private static Dictionary<string, List<(string Diffusers, long Row, long Rows)>> LayerTable(FluxParams model)
     {
-        var parts = path.Split('.');
-        var block = parts[1];
-        if (parts[0] == "double_blocks")
+        var table = new Dictionary<string, List<(string, long, long)>>(StringComparer.Ordinal);
+        foreach (var (key, pieces) in DiffusersLayout.Map(model).OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            var rest = string.Join('.', parts[2..]);
-            var d = $"transformer_blocks.{block}";
-            switch (rest)
+            if (!key.EndsWith(".weight", StringComparison.Ordinal)) continue;
+            foreach (var piece in pieces.Where(p => p.Target.EndsWith(".weight", StringComparison.Ordinal)))
             {
-                case "img_attn.qkv":
-                    yield return ($"{d}.attn.to_q", 0, hidden); yield return ($"{d}.attn.to_k", hidden, hidden); yield return ($"{d}.attn.to_v", 2 * hidden, hidden);
-                    yield break;
-                case "txt_attn.qkv":
-                    yield return ($"{d}.attn.add_q_proj", 0, hidden); yield return ($"{d}.attn.add_k_proj", hidden, hidden); yield return ($"{d}.attn.add_v_proj", 2 * hidden, hidden);
-                    yield break;
-                case "img_attn.proj": yield return ($"{d}.attn.to_out.0", 0, outFeatures); yield break;
-                case "txt_attn.proj": yield return ($"{d}.attn.to_add_out", 0, outFeatures); yield break;
-                case "img_mlp.0": yield return ($"{d}.ff.net.0.proj", 0, outFeatures); yield break;
-                case "img_mlp.2": yield return ($"{d}.ff.net.2", 0, outFeatures); yield break;
-                case "txt_mlp.0": yield return ($"{d}.ff_context.net.0.proj", 0, outFeatures); yield break;
-                case "txt_mlp.2": yield return ($"{d}.ff_context.net.2", 0, outFeatures); yield break;
-                case "img_mod.lin": yield return ($"{d}.norm1.linear", 0, outFeatures); yield break;
-                case "txt_mod.lin": yield return ($"{d}.norm1_context.linear", 0, outFeatures); yield break;
+                var reference = piece.Target[..^".weight".Length];
+                if (!LoraAdapter.IsTarget(reference)) continue;
+                if (!table.TryGetValue(reference, out var parts)) table[reference] = parts = [];
+                parts.Add((key[..^".weight".Length], piece.TargetRow, piece.Rows));
             }
         }
-        else if (parts[0] == "single_blocks")
-        {
-            var rest = string.Join('.', parts[2..]);
-            var s = $"single_transformer_blocks.{block}";
-            switch (rest)
-            {
-                case "linear1":
-                    yield return ($"{s}.attn.to_q", 0, hidden); yield return ($"{s}.attn.to_k", hidden, hidden); yield return ($"{s}.attn.to_v", 2 * hidden, hidden);
-                    yield return ($"{s}.proj_mlp", 3 * hidden, outFeatures - 3 * hidden);
-                    yield break;
-                case "linear2": yield return ($"{s}.proj_out", 0, outFeatures); yield break;
-                case "modulation.lin": yield return ($"{s}.norm.linear", 0, outFeatures); yield break;
-            }
-        }
-        throw new InvalidDataException($"'{path}' has no diffusers counterpart.");
+        foreach (var parts in table.Values) parts.Sort((a, b) => a.Item2.CompareTo(b.Item2));
+        return table;
     }
 
-    private static Dictionary<string, Tensor> ToPeft(IReadOnlyDictionary<string, AdapterLayer> layers, int hidden)
+    private static Dictionary<string, Tensor> ToPeft(IReadOnlyDictionary<string, AdapterLayer> layers, FluxParams model)
     {
+        var table = LayerTable(model);
         var t = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (path, l) in layers)
         {
-            // PEFT files carry no alpha (scale 1): the scale goes into B.
-            foreach (var (diffusers, start, length) in Split(path, l.B.shape[0], hidden))
+            if (!table.TryGetValue(path, out var parts)) throw new InvalidDataException($"'{path}' has no diffusers counterpart.");
+            // PEFT files carry no alpha (scale 1): the scale goes into B; split layers share A and take their rows of B.
+            foreach (var (diffusers, row, rows) in parts)
             {
                 t[$"{PeftPrefix}{diffusers}.lora_A.weight"] = l.A;
-                t[$"{PeftPrefix}{diffusers}.lora_B.weight"] = (l.B.narrow(0, start, length) * l.Scale).contiguous();
+                t[$"{PeftPrefix}{diffusers}.lora_B.weight"] = (l.B.narrow(0, row, rows < 0 ? l.B.shape[0] : rows) * l.Scale).contiguous();
             }
         }
         return t;
     }
 
-    private static Dictionary<string, AdapterLayer> FromPeft(Dictionary<string, Tensor> t, int hidden)
+    private static Dictionary<string, AdapterLayer> FromPeft(Dictionary<string, Tensor> t, FluxParams model)
     {
         string Strip(string k) => k.StartsWith(PeftPrefix, StringComparison.Ordinal) ? k[PeftPrefix.Length..] : k;
         var pieces = t.Keys.Where(k => k.EndsWith(".lora_A.weight", StringComparison.Ordinal))
             .ToDictionary(k => Strip(k)[..^".lora_A.weight".Length], k => (A: t[k], B: t[k[..^".lora_A.weight".Length] + ".lora_B.weight"]), StringComparer.Ordinal);
+        var table = LayerTable(model);
+        var known = table.Values.SelectMany(parts => parts.Select(p => p.Diffusers)).ToHashSet(StringComparer.Ordinal);
+        if (pieces.Keys.FirstOrDefault(k => !known.Contains(k)) is { } unknown)
+            throw new InvalidDataException($"'{unknown}' is not a linear of this transformer's blocks.");
+
         var layers = new Dictionary<string, AdapterLayer>(StringComparer.Ordinal);
-        foreach (var path in ReferenceTargets(pieces.Keys))
+        foreach (var (path, parts) in table)
         {
-            var splits = Split(path, OutFeatures(path, pieces, hidden), hidden).ToList();
-            var present = splits.Where(s => pieces.ContainsKey(s.Diffusers)).ToList();
+            var present = parts.Where(p => pieces.ContainsKey(p.Diffusers)).ToList();
             if (present.Count == 0) continue;
-            var outFeatures = splits.Sum(s => s.Length);
+            var outFeatures = parts.Sum(p => p.Rows >= 0 ? p.Rows : pieces[p.Diffusers].B.shape[0]);
             // Fused back exactly as a block-diagonal adapter: A = [A_q; A_k; A_v], B = diag(B_q, B_k, B_v); a
             // missing part contributes nothing.
-            var a = cat(present.Select(s => pieces[s.Diffusers].A).ToList(), 0);
+            var a = cat(present.Select(p => pieces[p.Diffusers].A).ToList(), 0);
             var b = zeros(outFeatures, a.shape[0]);
             long column = 0;
-            foreach (var s in present)
+            foreach (var (diffusers, row, _) in present)
             {
-                var (pa, pb) = pieces[s.Diffusers];
-                b.narrow(0, s.Start, s.Length).narrow(1, column, pa.shape[0]).copy_(pb);
+                var (pa, pb) = pieces[diffusers];
+                b.narrow(0, row, pb.shape[0]).narrow(1, column, pa.shape[0]).copy_(pb);
                 column += pa.shape[0];
             }
             layers[path] = new AdapterLayer(a, b, 1f);
         }
         return layers;
-    }
-
-    /// <summary>The fused layer's output width: 3·hidden for qkv, 3·hidden + the MLP width for linear1, else B's rows.</summary>
-    private static long OutFeatures(string path, Dictionary<string, (Tensor A, Tensor B)> pieces, int hidden)
-    {
-        if (path.EndsWith(".qkv", StringComparison.Ordinal)) return 3L * hidden;
-        if (path.EndsWith(".linear1", StringComparison.Ordinal))
-        {
-            var block = path.Split('.')[1];
-            return pieces.TryGetValue($"single_transformer_blocks.{block}.proj_mlp", out var mlp) ? 3L * hidden + mlp.B.shape[0] : 7L * hidden;
-        }
-        // One diffusers layer stands for it: its B has the rows.
-        var (diffusers, _, _) = Split(path, 0, hidden).Single();
-        return pieces[diffusers].B.shape[0];
-    }
-
-    /// <summary>The reference paths that a set of diffusers paths touches.</summary>
-    private static IEnumerable<string> ReferenceTargets(IEnumerable<string> diffusersPaths)
-    {
-        var result = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var p in diffusersPaths)
-        {
-            var parts = p.Split('.');
-            var block = parts[1];
-            var rest = string.Join('.', parts[2..]);
-            if (parts[0] == "transformer_blocks")
-            {
-                result.Add(rest switch
-                {
-                    "attn.to_q" or "attn.to_k" or "attn.to_v" => $"double_blocks.{block}.img_attn.qkv",
-                    "attn.add_q_proj" or "attn.add_k_proj" or "attn.add_v_proj" => $"double_blocks.{block}.txt_attn.qkv",
-                    "attn.to_out.0" => $"double_blocks.{block}.img_attn.proj",
-                    "attn.to_add_out" => $"double_blocks.{block}.txt_attn.proj",
-                    "ff.net.0.proj" => $"double_blocks.{block}.img_mlp.0",
-                    "ff.net.2" => $"double_blocks.{block}.img_mlp.2",
-                    "ff_context.net.0.proj" => $"double_blocks.{block}.txt_mlp.0",
-                    "ff_context.net.2" => $"double_blocks.{block}.txt_mlp.2",
-                    "norm1.linear" => $"double_blocks.{block}.img_mod.lin",
-                    "norm1_context.linear" => $"double_blocks.{block}.txt_mod.lin",
-                    _ => throw new InvalidDataException($"'{p}' is not a FLUX transformer-block linear."),
-                });
-            }
-            else if (parts[0] == "single_transformer_blocks")
-            {
-                result.Add(rest switch
-                {
-                    "attn.to_q" or "attn.to_k" or "attn.to_v" or "proj_mlp" => $"single_blocks.{block}.linear1",
-                    "proj_out" => $"single_blocks.{block}.linear2",
-                    "norm.linear" => $"single_blocks.{block}.modulation.lin",
-                    _ => throw new InvalidDataException($"'{p}' is not a FLUX single-block linear."),
-                });
-            }
-            else throw new InvalidDataException($"'{p}' is outside the FLUX transformer blocks.");
-        }
-        return result;
     }
 }

@@ -70,7 +70,7 @@ public sealed class LoraAdapter : IDisposable
     public static LoraAdapter Load(FluxModel model, string path)
     {
         var linears = model.Linears().ToDictionary(l => l.Path, l => l.Layer, StringComparer.Ordinal);
-        var read = AdapterFormats.Read(path, linears.Keys.ToList(), model.Params.HiddenSize);
+        var read = AdapterFormats.Read(path, linears.Keys.ToList(), model.Params);
         if (read.Count == 0) throw new InvalidDataException($"{path} adapts no layer.");
         var layers = new Dictionary<string, (LoraLinear, LoraWeights)>(StringComparer.Ordinal);
         foreach (var (layerPath, l) in read)

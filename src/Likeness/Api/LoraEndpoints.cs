@@ -194,7 +194,7 @@ public static class LoraEndpoints
         var converted = Path.GetTempFileName();
         await using (stream)
         await using (var file = File.Create(native)) await stream.CopyToAsync(file, http.RequestAborted);
-        AdapterFormats.Convert(native, converted, target.Value, FluxPreset.ByName(lora.BaseModel).Transformer.HiddenSize);
+        AdapterFormats.Convert(native, converted, target.Value, FluxPreset.ByName(lora.BaseModel).Transformer);
         File.Delete(native);
         var result = new FileStream(converted, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, FileOptions.DeleteOnClose);
         return TypedResults.Stream(result, "application/octet-stream", fileName);
