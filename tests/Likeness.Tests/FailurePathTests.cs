@@ -7,6 +7,7 @@ using Likeness.Tests.Infrastructure;
 namespace Likeness.Tests;
 
 /// <summary>Each way a LoRA or a generation can fail, produced for real, ends clean: FAILED, refunded, ledger exact.</summary>
+[Collection(ProcessTests.Name)]
 public sealed class FailurePathTests
 {
     private static Dictionary<string, string?> Api(params (string, string)[] extra)

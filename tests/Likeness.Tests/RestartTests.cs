@@ -5,6 +5,7 @@ using Likeness.Tests.Infrastructure;
 namespace Likeness.Tests;
 
 /// <summary>The real executable, killed mid-training and started again: the job is taken over and the ledger stays exact.</summary>
+[Collection(ProcessTests.Name)]
 public sealed class RestartTests
 {
     [Fact]
@@ -41,7 +42,7 @@ public sealed class RestartTests
 
             using var second = LikenessProcess.Start(args);
             await second.WaitForHealthAsync(client);
-            var final = await WaitForTerminalAsync(client, id, TimeSpan.FromMinutes(3));
+            var final = await WaitForTerminalAsync(client, id, TimeSpan.FromMinutes(5));
             Assert.Equal("READY", final.GetProperty("status").GetString());
             Assert.Equal(before - 257, (await client.GetFromJsonAsync<JsonElement>("/v2/team")).GetProperty("credits").GetInt64());
             var ledger = await client.GetFromJsonAsync<JsonElement>("/v2/team/ledger?limit=100");

@@ -13,6 +13,7 @@ namespace Likeness.Tests;
 /// The scale-out topology for real: two API processes and worker processes on one PostgreSQL database and one
 /// S3-compatible bucket, with a worker killed mid-training.
 /// </summary>
+[Collection(ProcessTests.Name)]
 public sealed class ScaleOutTests
 {
     [SkippableFact]

@@ -285,7 +285,7 @@ public sealed class AutoEncoder : nn.Module
     {
         var ae = new AutoEncoder(p, device);
         using var noGrad = no_grad();
-        var generator = new Generator((ulong)seed, torch.device("cpu"));
+        using var generator = new Generator((ulong)seed, torch.device("cpu"));
         foreach (var (name, parameter) in ae.named_parameters().OrderBy(x => x.name, StringComparer.Ordinal))
         {
             if (name.Contains("norm")) { if (name.EndsWith("weight")) parameter.fill_(1); else parameter.zero_(); continue; }

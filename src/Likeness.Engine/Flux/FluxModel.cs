@@ -83,7 +83,7 @@ public sealed class FluxModel : nn.Module
     public void InitializeWeights(long seed)
     {
         using var noGrad = no_grad();
-        var generator = new Generator((ulong)seed, device("cpu"));
+        using var generator = new Generator((ulong)seed, device("cpu"));
         foreach (var (name, parameter) in named_parameters().OrderBy(p => p.name, StringComparer.Ordinal))
         {
             if (name.EndsWith(".scale", StringComparison.Ordinal)) parameter.fill_(1);

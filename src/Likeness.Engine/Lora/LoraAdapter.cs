@@ -50,7 +50,7 @@ public sealed class LoraAdapter : IDisposable
     {
         if (rank < 1) throw new ArgumentOutOfRangeException(nameof(rank));
         var a = alpha ?? rank;
-        var generator = new Generator((ulong)seed, device("cpu"));
+        using var generator = new Generator((ulong)seed, device("cpu"));
         var layers = new Dictionary<string, (LoraLinear, LoraWeights)>(StringComparer.Ordinal);
         foreach (var (path, layer) in model.Linears().Where(l => IsTarget(l.Path)).OrderBy(l => l.Path, StringComparer.Ordinal))
         {

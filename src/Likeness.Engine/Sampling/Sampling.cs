@@ -10,7 +10,7 @@ public static class FluxSampling
     /// <summary>Seeded noise [B, 16, 2⌈H/16⌉, 2⌈W/16⌉]; the same seed gives the same noise.</summary>
     public static Tensor Noise(int batch, int height, int width, long seed, Device? device = null)
     {
-        var generator = new Generator((ulong)seed, torch.device("cpu"));
+        using var generator = new Generator((ulong)seed, torch.device("cpu"));
         var noise = randn([batch, 16, 2 * (long)Math.Ceiling(height / 16.0), 2 * (long)Math.Ceiling(width / 16.0)], generator: generator);
         return device is null || device.type == DeviceType.CPU ? noise : noise.to(device);
     }

@@ -54,7 +54,7 @@ public sealed class TextConditioner : IDisposable
     private static void Initialize(nn.Module module, long seed)
     {
         using var noGrad = no_grad();
-        var generator = new Generator((ulong)seed, torch.device("cpu"));
+        using var generator = new Generator((ulong)seed, torch.device("cpu"));
         foreach (var (name, parameter) in module.named_parameters().OrderBy(x => x.name, StringComparer.Ordinal))
         {
             if (name.Contains("norm")) { if (name.EndsWith("weight")) parameter.fill_(1); else parameter.zero_(); continue; }

@@ -64,7 +64,7 @@ public sealed class LoraTrainer(FluxModels models)
                 ct.ThrowIfCancellationRequested();
                 using (var scope = NewDisposeScope())
                 {
-                    var generator = new Generator((ulong)unchecked(o.Seed * 1_000_003 + step), torch.device("cpu"));
+                    using var generator = new Generator((ulong)unchecked(o.Seed * 1_000_003 + step), torch.device("cpu"));
                     var index = (int)randint(0, cache.Items.Count, [1], generator: generator).item<long>();
                     var dropCaption = rand([1], generator: generator).item<float>() < o.CaptionDropout;
                     var t = sigmoid(randn([1], generator: generator));

@@ -8,9 +8,14 @@ namespace Likeness.EngineAdapters;
 /// <summary>The service's training and generation ports over the in-process FLUX engine.</summary>
 public static class LocalEngine
 {
-    public static IServiceCollection AddLocalEngine(this IServiceCollection services, string preset, string? modelsFolder)
+    public static IServiceCollection AddLocalEngine(this IServiceCollection services, string preset, string? modelsFolder, int? threads = null)
     {
-        services.AddSingleton(_ => new FluxEngine(FluxPreset.ByName(preset), modelsFolder));
+        services.AddSingleton(_ =>
+        {
+            // Process-wide in libtorch: caps the engine's CPU use where the machine is shared.
+            if (threads is > 0) TorchSharp.torch.set_num_threads(threads.Value);
+            return new FluxEngine(FluxPreset.ByName(preset), modelsFolder);
+        });
         services.AddSingleton<ITrainer, LocalTrainer>();
         services.AddSingleton<IImageGenerator, LocalImageGenerator>();
         return services;

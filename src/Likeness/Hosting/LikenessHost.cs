@@ -123,7 +123,7 @@ public static class LikenessHost
         services.AddScoped<GenerationCreation>();
         services.AddScoped<Idempotency>();
         services.AddLikenessWebhooks(configuration);
-        services.AddLocalEngine(options.EnginePreset, options.Models);
+        services.AddLocalEngine(options.EnginePreset, options.Models, options.EngineThreads);
 
         // Bootstrap first: hosted services start in order, and workers need the migrated database.
         services.AddHostedService<Bootstrap>();

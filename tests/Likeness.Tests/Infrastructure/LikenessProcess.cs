@@ -18,7 +18,9 @@ public sealed class LikenessProcess : IDisposable
     {
         ["LIKENESS_TRAINING_MIN_STEPS"] = "4",
         ["Likeness__Training__CheckpointEvery"] = "2",
-        ["Likeness__Workers__Lease"] = "00:00:03",
+        ["Likeness__Workers__Lease"] = "00:00:08",
+        ["Likeness__EngineThreads"] = "1",
+        ["OMP_WAIT_POLICY"] = "PASSIVE",
         ["Likeness__Workers__PollInterval"] = "00:00:00.200",
         ["Likeness__Webhooks__RetrySchedule__0"] = "00:00:00.500",
     };

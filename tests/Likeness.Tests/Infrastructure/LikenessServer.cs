@@ -51,6 +51,8 @@ public sealed class LikenessServer : IAsyncDisposable
             ["Likeness:Training:MinSteps"] = TestMinSteps.ToString(),
             ["Likeness:Training:CheckpointEvery"] = "2",
             ["Likeness:Workers:PollInterval"] = "00:00:00.100",
+            // Several servers train at once in one test run on 2 cores: one engine thread each avoids oversubscription.
+            ["Likeness:EngineThreads"] = "1",
             ["Likeness:Webhooks:RetrySchedule:0"] = "00:00:00.200",
             ["Likeness:Webhooks:RetrySchedule:1"] = "00:00:00.500",
             ["Logging:LogLevel:Default"] = "Warning",
@@ -117,7 +119,7 @@ public sealed class LikenessServer : IAsyncDisposable
             var status = lora.GetProperty("status").GetString()!;
             if (seen.Count == 0 || seen[^1] != status) seen.Add(status);
             if (done(lora)) return (lora, seen);
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"LoRA {id} stayed {status}; seen {string.Join(" → ", seen)}.");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"LoRA {id} stayed {status}; seen {string.Join(" → ", seen)}; last: {lora}.");
             await Task.Delay(50);
         }
     }
