@@ -298,15 +298,6 @@ public sealed class AutoEncoder : nn.Module
         return ae;
     }
 
-    public void LoadWeights(SafeTensorsReader reader)
-    {
-        using var noGrad = no_grad();
-        foreach (var (key, target) in state_dict())
-        {
-            if (!reader.Contains(key)) throw new InvalidDataException($"{reader.Path} lacks '{key}'.");
-            using var value = reader.Read(key, target.dtype);
-            if (!value.shape.SequenceEqual(target.shape)) throw new InvalidDataException($"{reader.Path}: '{key}' has the wrong shape.");
-            target.copy_(value);
-        }
-    }
+    /// <summary>Loads <c>ae.safetensors</c> (or any file/folder in this key layout), refusing missing or unknown keys.</summary>
+    public void LoadWeights(string path) => CheckpointFolder.Load(this, path);
 }

@@ -92,31 +92,9 @@ public static class DiffusersLayout
         return map;
     }
 
-    /// <summary>The shard files of a diffusers folder (or its <c>transformer/</c>), with the key → file map.</summary>
-    public static Dictionary<string, List<string>> Shards(string folder)
-    {
-        if (Directory.Exists(Path.Combine(folder, "transformer"))) folder = Path.Combine(folder, "transformer");
-        var index = Directory.EnumerateFiles(folder, "*.safetensors.index.json").FirstOrDefault();
-        var shards = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        if (index is null)
-        {
-            foreach (var file in Directory.EnumerateFiles(folder, "*.safetensors").Order(StringComparer.Ordinal))
-            {
-                using var reader = SafeTensorsFile.Open(file);
-                shards[file] = reader.Keys.ToList();
-            }
-            if (shards.Count == 0) throw new InvalidDataException($"{folder} has no safetensors files.");
-            return shards;
-        }
-        using var json = JsonDocument.Parse(File.ReadAllText(index));
-        foreach (var entry in json.RootElement.GetProperty("weight_map").EnumerateObject())
-        {
-            var file = Path.Combine(folder, entry.Value.GetString()!);
-            if (!shards.TryGetValue(file, out var keys)) shards[file] = keys = [];
-            keys.Add(entry.Name);
-        }
-        return shards;
-    }
+    /// <summary>The shard files of a diffusers folder (or of its <c>transformer/</c>), with the keys each holds.</summary>
+    public static Dictionary<string, List<string>> Shards(string folder) =>
+        CheckpointFolder.Files(Directory.Exists(Path.Combine(folder, "transformer")) ? Path.Combine(folder, "transformer") : folder);
 
     /// <summary>Loads a diffusers-layout transformer into the model, shard by shard, refusing unknown or missing keys.</summary>
     public static void Load(FluxModel model, string folder)
