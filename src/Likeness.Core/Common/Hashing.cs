@@ -7,6 +7,4 @@ public static class Hashing
 {
     /// <summary>SHA-256 of the key's UTF-8 bytes: how API keys are stored, and the webhook signing secret.</summary>
     public static byte[] ApiKeyHash(string apiKey) => SHA256.HashData(Encoding.UTF8.GetBytes(apiKey));
-
-    public static string Sha256Hex(ReadOnlySpan<byte> data) => Convert.ToHexStringLower(SHA256.HashData(data));
 }

@@ -10,7 +10,7 @@ namespace Likeness.Core.Webhooks;
 /// </summary>
 public static class WebhookSigner
 {
-    public static byte[] SecretFromApiKey(string apiKey) => SHA256.HashData(Encoding.UTF8.GetBytes(apiKey));
+    public static byte[] SecretFromApiKey(string apiKey) => Common.Hashing.ApiKeyHash(apiKey);
 
     /// <summary>The form Standard Webhooks libraries take: "whsec_" + base64(secret).</summary>
     public static string ToWhsec(byte[] secret) => "whsec_" + Convert.ToBase64String(secret);
