@@ -192,10 +192,18 @@ public static class LoraEndpoints
         // Other layouts are converted from the stored native file, through temporary files that go with the response.
         var native = Path.GetTempFileName();
         var converted = Path.GetTempFileName();
-        await using (stream)
-        await using (var file = File.Create(native)) await stream.CopyToAsync(file, http.RequestAborted);
-        AdapterFormats.Convert(native, converted, target.Value, FluxPreset.ByName(lora.BaseModel).Transformer);
-        File.Delete(native);
+        try
+        {
+            await using (stream)
+            await using (var file = File.Create(native)) await stream.CopyToAsync(file, http.RequestAborted);
+            AdapterFormats.Convert(native, converted, target.Value, FluxPreset.ByName(lora.BaseModel).Transformer);
+        }
+        catch
+        {
+            File.Delete(converted);
+            throw;
+        }
+        finally { File.Delete(native); }
         var result = new FileStream(converted, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, FileOptions.DeleteOnClose);
         return TypedResults.Stream(result, "application/octet-stream", fileName);
     }
