@@ -31,11 +31,14 @@ public sealed class FailurePathTests
         var (_, key) = await server.WithDb(db => TeamAdmin.CreateTeamAsync(db, "two-credits", 2, 10, TimeProvider.System, default));
         var client = server.CreateClient(key);
         var id = await CreateAsync(client, 0);
-        Assert.Equal(0, await server.CreditsAsync(client));
         var (lora, _) = await server.WaitForLoraAsync(id, l => l.GetProperty("status").GetString() is "READY" or "FAILED", client: client);
         Assert.Equal("FAILED", lora.GetProperty("status").GetString());
         Assert.Equal("insufficient_credits", lora.GetProperty("error").GetProperty("code").GetString());
         Assert.Equal(2, await server.CreditsAsync(client));
+        // The worker may settle before any poll: the ledger shows the whole story.
+        var ledger = (await server.GetJsonAsync("/v2/team/ledger", client)).GetProperty("items").EnumerateArray()
+            .Select(e => (e.GetProperty("reason").GetString(), e.GetProperty("amount").GetInt64())).ToList();
+        Assert.Equal([("refund", 2L), ("lora_create", -2L), ("grant", 2L)], ledger);
     }
 
     [Fact]
