@@ -1,3 +1,4 @@
+using Likeness.Imaging;
 using SkiaSharp;
 
 namespace Likeness.Core.Media;
@@ -44,30 +45,7 @@ public static class PhotoNormalizer
             decoded.Dispose();
             throw new MediaValidationException("unsupported_image", $"The image data is damaged ({result}).");
         }
-        var origin = codec.EncodedOrigin;
-        if (origin == SKEncodedOrigin.TopLeft) return decoded;
-
-        var swap = origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
-        var upright = new SKBitmap(new SKImageInfo(swap ? info.Height : info.Width, swap ? info.Width : info.Height, SKColorType.Rgba8888, SKAlphaType.Premul));
-        using (var canvas = new SKCanvas(upright))
-        {
-            canvas.SetMatrix(OrientationMatrix(origin, info.Width, info.Height));
-            canvas.DrawBitmap(decoded, 0, 0);
-        }
-        decoded.Dispose();
-        return upright;
+        if (codec.EncodedOrigin == SKEncodedOrigin.TopLeft) return decoded;
+        using (decoded) return ExifOrientation.Upright(decoded, codec.EncodedOrigin);
     }
-
-    /// <summary>Maps the stored pixels (w × h) onto the upright canvas for each EXIF orientation.</summary>
-    private static SKMatrix OrientationMatrix(SKEncodedOrigin origin, int w, int h) => origin switch
-    {
-        SKEncodedOrigin.TopRight => new SKMatrix(-1, 0, w, 0, 1, 0, 0, 0, 1),      // 2: mirror horizontally
-        SKEncodedOrigin.BottomRight => new SKMatrix(-1, 0, w, 0, -1, h, 0, 0, 1),  // 3: rotate 180°
-        SKEncodedOrigin.BottomLeft => new SKMatrix(1, 0, 0, 0, -1, h, 0, 0, 1),    // 4: mirror vertically
-        SKEncodedOrigin.LeftTop => new SKMatrix(0, 1, 0, 1, 0, 0, 0, 0, 1),        // 5: transpose
-        SKEncodedOrigin.RightTop => new SKMatrix(0, -1, h, 1, 0, 0, 0, 0, 1),      // 6: rotate 90° clockwise
-        SKEncodedOrigin.RightBottom => new SKMatrix(0, -1, h, -1, 0, w, 0, 0, 1),  // 7: transverse
-        SKEncodedOrigin.LeftBottom => new SKMatrix(0, 1, 0, -1, 0, w, 0, 0, 1),    // 8: rotate 90° counter-clockwise
-        _ => SKMatrix.Identity,
-    };
 }

@@ -1,3 +1,4 @@
+using Likeness.Imaging;
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -15,7 +16,7 @@ public static class ImageTensors
         using var data = SKData.CreateCopy(encoded);
         using var codec = SKCodec.Create(data) ?? throw new InvalidDataException("The image cannot be decoded.");
         using var decoded = SKBitmap.Decode(codec) ?? throw new InvalidDataException("The image cannot be decoded.");
-        using var upright = Orient(decoded, codec.EncodedOrigin);
+        using var upright = ExifOrientation.Upright(decoded, codec.EncodedOrigin);
         return FromBitmap(upright, width, height);
     }
 
@@ -79,26 +80,5 @@ public static class ImageTensors
             _ => SKEncodedImageFormat.Png,
         }, quality);
         return encoded.ToArray();
-    }
-
-    private static SKBitmap Orient(SKBitmap bitmap, SKEncodedOrigin origin)
-    {
-        if (origin == SKEncodedOrigin.TopLeft) return bitmap.Copy();
-        var (w, h) = (bitmap.Width, bitmap.Height);
-        var swap = origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
-        var result = new SKBitmap(swap ? h : w, swap ? w : h);
-        using var canvas = new SKCanvas(result);
-        canvas.SetMatrix(origin switch
-        {
-            SKEncodedOrigin.TopRight => new SKMatrix(-1, 0, w, 0, 1, 0, 0, 0, 1),
-            SKEncodedOrigin.BottomRight => new SKMatrix(-1, 0, w, 0, -1, h, 0, 0, 1),
-            SKEncodedOrigin.BottomLeft => new SKMatrix(1, 0, 0, 0, -1, h, 0, 0, 1),
-            SKEncodedOrigin.LeftTop => new SKMatrix(0, 1, 0, 1, 0, 0, 0, 0, 1),
-            SKEncodedOrigin.RightTop => new SKMatrix(0, -1, h, 1, 0, 0, 0, 0, 1),
-            SKEncodedOrigin.RightBottom => new SKMatrix(0, -1, h, -1, 0, w, 0, 0, 1),
-            _ => new SKMatrix(0, 1, 0, -1, 0, w, 0, 0, 1),
-        });
-        canvas.DrawBitmap(bitmap, 0, 0);
-        return result;
     }
 }
