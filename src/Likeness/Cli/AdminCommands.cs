@@ -61,11 +61,7 @@ internal static class AdminCommands
 
     private static async Task<int> WithDatabase(ParseResult result, CancellationToken ct, Func<LikenessDb, Task> action)
     {
-        var configuration = new ConfigurationBuilder()
-            .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true)
-            .AddInMemoryCollection(CommonOptions.Overrides(result))
-            .Build();
-        var options = configuration.GetSection(LikenessOptions.Section).Get<LikenessOptions>() ?? new LikenessOptions();
+        var options = LikenessHost.Configure(new ConfigurationBuilder(), CommonOptions.Overrides(result));
         var services = new ServiceCollection().AddLikenessDatabase(options.DatabaseSetting).BuildServiceProvider();
         await using (services)
         {

@@ -24,9 +24,7 @@ public static class LikenessHost
     public static WebApplication BuildApp(IDictionary<string, string?> overrides, bool withHttp = true)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        builder.Configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true);
-        builder.Configuration.AddInMemoryCollection(overrides);
-        var options = builder.Configuration.GetSection(LikenessOptions.Section).Get<LikenessOptions>() ?? new LikenessOptions();
+        var options = Configure(builder.Configuration, overrides);
 
         builder.WebHost.UseUrls(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries));
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = LoraUpload.MaxBodyBytes + 1024 * 1024);
@@ -55,13 +53,21 @@ public static class LikenessHost
     public static IHost BuildWorker(IDictionary<string, string?> overrides)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        builder.Configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true);
-        builder.Configuration.AddInMemoryCollection(overrides);
-        builder.Configuration.AddInMemoryCollection([new("Likeness:Role", "all")]);
-        var options = builder.Configuration.GetSection(LikenessOptions.Section).Get<LikenessOptions>() ?? new LikenessOptions();
+        var options = Configure(builder.Configuration, new Dictionary<string, string?>(overrides) { ["Likeness:Role"] = "all" });
         ConfigureLogging(builder.Logging);
         AddServices(builder.Services, builder.Configuration, options);
         return builder.Build();
+    }
+
+    /// <summary>
+    /// The one place the settings are layered: appsettings.json in the working directory, then the environment and
+    /// flags (already merged into <paramref name="overrides"/>). Returns the options they give.
+    /// </summary>
+    public static LikenessOptions Configure(IConfigurationBuilder configuration, IDictionary<string, string?> overrides)
+    {
+        configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true);
+        configuration.AddInMemoryCollection(overrides);
+        return configuration.Build().GetSection(LikenessOptions.Section).Get<LikenessOptions>() ?? new LikenessOptions();
     }
 
     private static void ConfigureLogging(ILoggingBuilder logging)
