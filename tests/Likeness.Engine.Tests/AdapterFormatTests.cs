@@ -82,10 +82,7 @@ public sealed class AdapterFormatTests
         AdapterFormats.Convert(native, Path.Combine(dir, "p.safetensors"), AdapterFormat.Peft, Config);
         File.WriteAllText(Path.Combine(dir, "config.json"), Config.ToJson());
         SafeTensorsFile.Save(Path.Combine(dir, "w.safetensors"), model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value));
-        SafeTensorsFile.Save(Path.Combine(dir, "in.safetensors"), new Dictionary<string, Tensor>
-        {
-            ["img"] = inputs.Img, ["img_ids"] = inputs.ImgIds, ["txt"] = inputs.Txt, ["txt_ids"] = inputs.TxtIds, ["timesteps"] = inputs.T, ["y"] = inputs.Y, ["guidance"] = inputs.Guidance!,
-        });
+        SafeTensorsFile.Save(Path.Combine(dir, "in.safetensors"), inputs.AsFile());
         ForwardRunner.Run(Path.Combine(dir, "config.json"), Path.Combine(dir, "w.safetensors"), Path.Combine(dir, "in.safetensors"),
             Path.Combine(dir, "out.safetensors"), Path.Combine(dir, "p.safetensors"), 1f);
         using var reader = SafeTensorsFile.Open(Path.Combine(dir, "out.safetensors"));

@@ -59,10 +59,7 @@ public sealed class DiffusersLayoutTests
         DiffusersLayout.Save(source, Path.Combine(dir, "transformer"), 16 * 1024, ScalarType.BFloat16);
         File.WriteAllText(Path.Combine(dir, "config.json"), Config.ToJson());
         var inputs = Inputs.Random(Config, 1, 4, 2, 9);
-        SafeTensorsFile.Save(Path.Combine(dir, "in.safetensors"), new Dictionary<string, Tensor>
-        {
-            ["img"] = inputs.Img, ["img_ids"] = inputs.ImgIds, ["txt"] = inputs.Txt, ["txt_ids"] = inputs.TxtIds, ["timesteps"] = inputs.T, ["y"] = inputs.Y, ["guidance"] = inputs.Guidance!,
-        });
+        SafeTensorsFile.Save(Path.Combine(dir, "in.safetensors"), inputs.AsFile());
         ForwardRunner.Run(Path.Combine(dir, "config.json"), Path.Combine(dir, "transformer"), Path.Combine(dir, "in.safetensors"), Path.Combine(dir, "out.safetensors"));
         using (no_grad()) foreach (var (_, p) in source.named_parameters()) p.copy_(p.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32));
         using var expected = Inputs.Run(source, inputs);

@@ -152,6 +152,14 @@ internal sealed record Inputs(Tensor Img, Tensor ImgIds, Tensor Txt, Tensor TxtI
             p.GuidanceEmbed ? full(batch, 3.5f) : null);
     }
 
+    /// <summary>The inputs under the reference names the forward verb reads (guidance only when present).</summary>
+    public Dictionary<string, Tensor> AsFile()
+    {
+        var file = new Dictionary<string, Tensor> { ["img"] = Img, ["img_ids"] = ImgIds, ["txt"] = Txt, ["txt_ids"] = TxtIds, ["timesteps"] = T, ["y"] = Y };
+        if (Guidance is not null) file["guidance"] = Guidance;
+        return file;
+    }
+
     public static Tensor Run(FluxModel m, Inputs i)
     {
         using var noGrad = no_grad();

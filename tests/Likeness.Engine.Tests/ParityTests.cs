@@ -33,10 +33,7 @@ public sealed class ParityTests
         var dir = Directory.CreateTempSubdirectory().FullName;
         File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJson());
         SafeTensorsFile.Save(Path.Combine(dir, "w.safetensors"), model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to_type(ScalarType.Float16)));
-        SafeTensorsFile.Save(Path.Combine(dir, "in.safetensors"), new Dictionary<string, Tensor>
-        {
-            ["img"] = inputs.Img, ["img_ids"] = inputs.ImgIds, ["txt"] = inputs.Txt, ["txt_ids"] = inputs.TxtIds, ["timesteps"] = inputs.T, ["y"] = inputs.Y,
-        });
+        SafeTensorsFile.Save(Path.Combine(dir, "in.safetensors"), inputs.AsFile());
         ForwardRunner.Run(Path.Combine(dir, "config.json"), Path.Combine(dir, "w.safetensors"), Path.Combine(dir, "in.safetensors"), Path.Combine(dir, "out.safetensors"));
 
         // The file's weights are F16: the golden values use the same rounded weights.
