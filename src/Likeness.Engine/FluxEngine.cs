@@ -11,13 +11,15 @@ public sealed record GenerateOptions(string? AdapterPath, string Prompt, int Wid
     float LoraStrength = 1f, float Guidance = 3.5f, int Steps = 28, EncodedImageFormat Format = EncodedImageFormat.Png);
 
 /// <summary>
-/// The engine behind the service's ports: one set of networks for training and another for generation, so that a
-/// training does not hold generation up; each set serves one job at a time.
+/// The engine behind the service's ports. flux-tiny keeps one set of networks for training and another for
+/// generation, so that a training does not hold generation up. A full-size preset keeps a single set (two copies of
+/// flux-dev would not fit one GPU): training and generation then take turns, and a training first takes off the
+/// adapter the last generation left attached. Each set serves one job at a time.
 /// </summary>
-public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? device = null) : IDisposable
+public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? device = null, string? precision = null) : IDisposable
 {
-    private readonly Lock _trainLock = new();
     private readonly Lock _generateLock = new();
+    private readonly Lock _trainLock = new();
     private FluxModels? _trainModels;
     private FluxModels? _generateModels;
     private LoraAdapter? _adapter;
@@ -28,12 +30,23 @@ public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? 
     /// <summary>CUDA when libtorch finds a GPU (a build with the CUDA runtime package), else the CPU.</summary>
     public Device Device { get; } = device ?? (cuda.is_available() ? CUDA : CPU);
 
+    /// <summary><c>auto</c> (or unset): bf16 on CUDA, fp32 on the CPU; or <c>fp32</c> / <c>bf16</c> (see <see cref="Precision"/>).</summary>
+    public ScalarType Dtype { get; } = Precision.For(device ?? (cuda.is_available() ? CUDA : CPU), precision);
+
+    private bool Shared => !Preset.IsTiny;
+
     public LoraTrainingResult Train(LoraTrainingOptions options, IProgress<LoraTrainingProgress>? progress, CancellationToken ct)
     {
-        lock (_trainLock)
+        lock (Shared ? _generateLock : _trainLock)
         {
-            _trainModels ??= FluxModels.Load(Preset, modelsFolder, Device);
-            return new LoraTrainer(_trainModels).Train(options, progress, ct);
+            FluxModels models;
+            if (Shared)
+            {
+                models = _generateModels ??= FluxModels.Load(Preset, modelsFolder, Device, Dtype);
+                UseAdapter(models, null);
+            }
+            else models = _trainModels ??= FluxModels.Load(Preset, modelsFolder, Device, Dtype);
+            return new LoraTrainer(models).Train(options, progress, ct);
         }
     }
 
@@ -43,7 +56,7 @@ public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? 
         if (o.Width % 16 != 0 || o.Height % 16 != 0) throw new ArgumentException("Width and height must be multiples of 16.");
         lock (_generateLock)
         {
-            var models = _generateModels ??= FluxModels.Load(Preset, modelsFolder, Device);
+            var models = _generateModels ??= FluxModels.Load(Preset, modelsFolder, Device, Dtype);
             UseAdapter(models, o.AdapterPath);
             if (_adapter is not null) _adapter.Strength = o.LoraStrength;
 

@@ -11,9 +11,10 @@ namespace Likeness.Engine.Tests;
 public sealed class CheckpointFolderTests
 {
     /// <summary>Writes a module's weights as two BF16 shards with an index, plus extra keys, as Hugging Face does.</summary>
-    private static string Shard(nn.Module module, Dictionary<string, Tensor> extras)
+    internal static string Shard(nn.Module module, Dictionary<string, Tensor> extras, string? folder = null)
     {
-        var dir = Directory.CreateTempSubdirectory().FullName;
+        var dir = folder ?? Directory.CreateTempSubdirectory().FullName;
+        Directory.CreateDirectory(dir);
         var all = module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to_type(ScalarType.BFloat16));
         foreach (var (k, v) in extras) all[k] = v;
         var keys = all.Keys.Order(StringComparer.Ordinal).ToList();

@@ -148,7 +148,7 @@ public sealed class SamplingAndTrainingTests
         return total / n;
     }
 
-    private static string Dataset(string dir, int count)
+    internal static string Dataset(string dir, int count)
     {
         var path = Path.Combine(dir, "dataset.zip");
         using var zip = ZipFile.Open(path, ZipArchiveMode.Create);

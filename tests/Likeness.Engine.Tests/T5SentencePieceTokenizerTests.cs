@@ -6,7 +6,7 @@ namespace Likeness.Engine.Tests;
 public sealed class T5SentencePieceTokenizerTests
 {
     /// <summary>A minimal spiece.model written by hand in SentencePiece's protobuf layout, shaped like T5's (no BOS).</summary>
-    private static byte[] Model()
+    internal static byte[] Model()
     {
         static void Varint(List<byte> o, ulong v) { while (v >= 0x80) { o.Add((byte)(v | 0x80)); v >>= 7; } o.Add((byte)v); }
         static void Key(List<byte> o, int field, int wire) => Varint(o, (ulong)((field << 3) | wire));

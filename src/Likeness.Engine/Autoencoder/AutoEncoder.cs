@@ -256,32 +256,34 @@ public sealed class AutoEncoder : nn.Module
     private readonly Encoder encoder;
     private readonly Decoder decoder;
 
-    public AutoEncoder(AutoEncoderParams p, Device? device = null) : base(nameof(AutoEncoder))
+    public AutoEncoder(AutoEncoderParams p, Device? device = null, ScalarType dtype = ScalarType.Float32) : base(nameof(AutoEncoder))
     {
         Params = p;
-        encoder = new Encoder(p, device);
-        decoder = new Decoder(p, device);
+        encoder = new Encoder(p, device).In(dtype);
+        decoder = new Decoder(p, device).In(dtype);
         RegisterComponents();
     }
 
-    /// <summary>[B, 3, H, W] in [−1, 1] → scaled latents [B, z, H/8, W/8].</summary>
+    private ScalarType Dtype => parameters().First().dtype;
+
+    /// <summary>[B, 3, H, W] in [−1, 1] → scaled latents [B, z, H/8, W/8], fp32 whatever the weights' dtype.</summary>
     public Tensor Encode(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var moments = encoder.forward(x);
+        var moments = encoder.forward(x.to_type(Dtype)).to_type(ScalarType.Float32);
         var mean = moments.narrow(1, 0, Params.ZChannels);
         return ((mean - Params.ShiftFactor) * Params.ScaleFactor).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Scaled latents [B, z, h, w] → pixels [B, 3, 8h, 8w].</summary>
+    /// <summary>Scaled latents [B, z, h, w] → pixels [B, 3, 8h, 8w], fp32.</summary>
     public Tensor Decode(Tensor z)
     {
         using var scope = NewDisposeScope();
-        var unscaled = z / Params.ScaleFactor + Params.ShiftFactor;
-        return decoder.forward(unscaled).MoveToOuterDisposeScope();
+        var unscaled = z.to_type(ScalarType.Float32) / Params.ScaleFactor + Params.ShiftFactor;
+        return decoder.forward(unscaled.to_type(Dtype)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
-    public static AutoEncoder CreateInitialized(AutoEncoderParams p, long seed, Device? device = null)
+    public static AutoEncoder CreateInitialized(AutoEncoderParams p, long seed, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var ae = new AutoEncoder(p, device);
         using var noGrad = no_grad();
@@ -295,7 +297,7 @@ public sealed class AutoEncoder : nn.Module
             using var values = randn(parameter.shape, generator: generator) * Math.Sqrt(1.0 / fanIn);
             parameter.copy_(values);
         }
-        return ae;
+        return ae.In(dtype);
     }
 
     /// <summary>Loads <c>ae.safetensors</c> (or any file/folder in this key layout), refusing missing or unknown keys.</summary>

@@ -24,22 +24,26 @@ public sealed class FluxModel : nn.Module
     public readonly ModuleList<SingleStreamBlock> single_blocks;
     private readonly LastLayer final_layer;
 
-    public FluxModel(FluxParams p, Device? device = null) : base("Flux")
+    /// <summary>Builds the network on <paramref name="device"/> in <paramref name="dtype"/>, block by block.</summary>
+    public FluxModel(FluxParams p, Device? device = null, ScalarType dtype = ScalarType.Float32) : base("Flux")
     {
         p.Validate();
         Params = p;
-        img_in = new LoraLinear(p.InChannels, p.HiddenSize, device: device);
-        time_in = new MlpEmbedder(256, p.HiddenSize, device);
-        vector_in = new MlpEmbedder(p.VecInDim, p.HiddenSize, device);
-        if (p.GuidanceEmbed) guidance_in = new MlpEmbedder(256, p.HiddenSize, device);
-        txt_in = new LoraLinear(p.ContextInDim, p.HiddenSize, device: device);
+        img_in = new LoraLinear(p.InChannels, p.HiddenSize, device: device).In(dtype);
+        time_in = new MlpEmbedder(256, p.HiddenSize, device).In(dtype);
+        vector_in = new MlpEmbedder(p.VecInDim, p.HiddenSize, device).In(dtype);
+        if (p.GuidanceEmbed) guidance_in = new MlpEmbedder(256, p.HiddenSize, device).In(dtype);
+        txt_in = new LoraLinear(p.ContextInDim, p.HiddenSize, device: device).In(dtype);
         double_blocks = new ModuleList<DoubleStreamBlock>(Enumerable.Range(0, p.Depth)
-            .Select(_ => new DoubleStreamBlock(p.HiddenSize, p.NumHeads, p.MlpRatio, p.QkvBias, device)).ToArray());
+            .Select(_ => new DoubleStreamBlock(p.HiddenSize, p.NumHeads, p.MlpRatio, p.QkvBias, device).In(dtype)).ToArray());
         single_blocks = new ModuleList<SingleStreamBlock>(Enumerable.Range(0, p.DepthSingleBlocks)
-            .Select(_ => new SingleStreamBlock(p.HiddenSize, p.NumHeads, p.MlpRatio, device)).ToArray());
-        final_layer = new LastLayer(p.HiddenSize, p.OutChannels, device);
+            .Select(_ => new SingleStreamBlock(p.HiddenSize, p.NumHeads, p.MlpRatio, device).In(dtype)).ToArray());
+        final_layer = new LastLayer(p.HiddenSize, p.OutChannels, device).In(dtype);
         RegisterComponents();
     }
+
+    /// <summary>The weights' dtype; inputs are cast to it, and the output comes back in it.</summary>
+    public ScalarType Dtype => img_in.weight.dtype;
 
     /// <summary>
     /// img [B, L, in], img_ids [B, L, 3], txt [B, T, ctx], txt_ids [B, T, 3], timesteps [B], y [B, vec],
@@ -48,15 +52,16 @@ public sealed class FluxModel : nn.Module
     public Tensor forward(Tensor img, Tensor imgIds, Tensor txt, Tensor txtIds, Tensor timesteps, Tensor y, Tensor? guidance)
     {
         using var scope = NewDisposeScope();
-        var x = img_in.forward(img);
+        var dtype = Dtype;
+        var x = img_in.forward(img.to_type(dtype));
         var vec = time_in.forward(FluxMath.TimestepEmbedding(timesteps).to_type(x.dtype));
         if (guidance_in is not null)
         {
             if (guidance is null) throw new ArgumentException("This model embeds guidance: pass a guidance tensor.");
             vec = vec + guidance_in.forward(FluxMath.TimestepEmbedding(guidance).to_type(x.dtype));
         }
-        vec = vec + vector_in.forward(y);
-        var t = txt_in.forward(txt);
+        vec = vec + vector_in.forward(y.to_type(dtype));
+        var t = txt_in.forward(txt.to_type(dtype));
 
         var pe = FluxMath.RopeAngles(cat([txtIds, imgIds], 1), Params.AxesDim, Params.Theta);
         foreach (var block in double_blocks) (x, t) = block.forward(x, t, vec, pe);
@@ -72,11 +77,11 @@ public sealed class FluxModel : nn.Module
         named_modules().Where(m => m.module is LoraLinear).Select(m => (m.name, (LoraLinear)m.module));
 
     /// <summary>Builds a model with weights drawn deterministically from <paramref name="seed"/>.</summary>
-    public static FluxModel CreateInitialized(FluxParams p, long seed, Device? device = null)
+    public static FluxModel CreateInitialized(FluxParams p, long seed, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var model = new FluxModel(p, device);
         model.InitializeWeights(seed);
-        return model;
+        return model.In(dtype);
     }
 
     /// <summary>Linear weights ~ N(0, 0.02²) (modulation and output layers smaller), biases zero, norm scales one.</summary>

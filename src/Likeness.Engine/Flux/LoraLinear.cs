@@ -38,18 +38,18 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         var y = nn.functional.linear(x, weight, bias);
         if (Adapter is { Merged: false } a && a.Strength != 0)
         {
-            using var down = nn.functional.linear(x, a.A);
-            using var up = nn.functional.linear(down, a.B);
-            var scaled = up * (a.Scale * a.Strength);
-            var sum = y.add_(scaled);
-            scaled.Dispose();
-            return sum;
+            // The adapter keeps fp32 weights over a bf16 base: its path runs in fp32 and joins in the base's dtype.
+            using var scope = NewDisposeScope();
+            var down = nn.functional.linear(x.to_type(a.A.dtype), a.A);
+            var up = nn.functional.linear(down, a.B) * (a.Scale * a.Strength);
+            y.add_(up.to_type(y.dtype));
+            return y;
         }
         return y;
     }
 }
 
-/// <summary>One layer's adapter: A [r, in], B [out, r], scale α/r, strength, and whether it is merged into W.</summary>
+/// <summary>One layer's adapter: A [r, in], B [out, r] (fp32), scale α/r, strength, and whether it is merged into W.</summary>
 internal sealed class LoraWeights(Parameter a, Parameter b, float scale) : IDisposable
 {
     public Parameter A { get; } = a;

@@ -9,7 +9,8 @@ namespace Likeness.Engine.Lora;
 
 /// <summary>
 /// A LoRA on the transformer's block linears (attention qkv/proj, MLPs, modulation, linear1/linear2): A [r, in]
-/// random, B [out, r] zero, so a fresh adapter leaves the model unchanged. Files use the native layout
+/// random, B [out, r] zero, so a fresh adapter leaves the model unchanged. Its weights are fp32 whatever the base's
+/// dtype, so AdamW updates are not rounded to bf16. Files use the native layout
 /// <c>&lt;reference path&gt;.lora_A.weight</c> / <c>.lora_B.weight</c> with rank and alpha in the metadata.
 /// </summary>
 public sealed class LoraAdapter : IDisposable
@@ -56,8 +57,8 @@ public sealed class LoraAdapter : IDisposable
         {
             // A ~ N(0, 1/r): the update starts at exactly zero through B = 0 and grows from there.
             using var init = randn([rank, layer.InFeatures], generator: generator) * (1.0 / Math.Sqrt(rank));
-            var A = new Parameter(init.to(layer.weight.dtype, layer.weight.device), requires_grad: true);
-            var B = new Parameter(zeros([layer.OutFeatures, rank], layer.weight.dtype, layer.weight.device), requires_grad: true);
+            var A = new Parameter(init.to(ScalarType.Float32, layer.weight.device), requires_grad: true);
+            var B = new Parameter(zeros([layer.OutFeatures, rank], ScalarType.Float32, layer.weight.device), requires_grad: true);
             layers[path] = (layer, new LoraWeights(A, B, a / rank));
         }
         return Attach(model, layers, rank, a, new Dictionary<string, string>());
@@ -78,8 +79,8 @@ public sealed class LoraAdapter : IDisposable
             if (!linears.TryGetValue(layerPath, out var layer)) throw new InvalidDataException($"{path}: '{layerPath}' is not a linear layer of this model.");
             if (l.A.shape.Length != 2 || l.B.shape.Length != 2 || l.A.shape[1] != layer.InFeatures || l.B.shape[0] != layer.OutFeatures || l.A.shape[0] != l.B.shape[1])
                 throw new InvalidDataException($"{path}: '{layerPath}' has shapes that do not fit the layer.");
-            var A = new Parameter(l.A.to(layer.weight.dtype, layer.weight.device), requires_grad: false);
-            var B = new Parameter(l.B.to(layer.weight.dtype, layer.weight.device), requires_grad: false);
+            var A = new Parameter(l.A.to(ScalarType.Float32, layer.weight.device), requires_grad: false);
+            var B = new Parameter(l.B.to(ScalarType.Float32, layer.weight.device), requires_grad: false);
             layers[layerPath] = (layer, new LoraWeights(A, B, l.Scale));
         }
         var first = read.OrderBy(kv => kv.Key, StringComparer.Ordinal).First().Value;
@@ -143,7 +144,8 @@ public sealed class LoraAdapter : IDisposable
         {
             if (w.Merged == merged) continue;
             using var delta = w.B.matmul(w.A) * (sign * w.Scale * w.Strength);
-            layer.weight.add_(delta);
+            using var cast = delta.to_type(layer.weight.dtype);
+            layer.weight.add_(cast);
             w.Merged = merged;
         }
     }

@@ -110,9 +110,9 @@ public sealed class ClipEncoder : nn.Module<Tensor, Tensor>
 {
     private readonly ModuleList<ClipEncoderLayer> layers;
 
-    public ClipEncoder(ClipTextParams p, Device? device) : base(nameof(ClipEncoder))
+    public ClipEncoder(ClipTextParams p, Device? device, ScalarType dtype) : base(nameof(ClipEncoder))
     {
-        layers = new ModuleList<ClipEncoderLayer>(Enumerable.Range(0, p.Layers).Select(_ => new ClipEncoderLayer(p, device)).ToArray());
+        layers = new ModuleList<ClipEncoderLayer>(Enumerable.Range(0, p.Layers).Select(_ => new ClipEncoderLayer(p, device).In(dtype)).ToArray());
         RegisterComponents();
     }
 
@@ -131,11 +131,11 @@ public sealed class ClipTextTransformer : nn.Module<Tensor, Tensor>
     private readonly ClipEncoder encoder;
     private readonly LayerNorm final_layer_norm;
 
-    public ClipTextTransformer(ClipTextParams p, Device? device) : base(nameof(ClipTextTransformer))
+    public ClipTextTransformer(ClipTextParams p, Device? device, ScalarType dtype) : base(nameof(ClipTextTransformer))
     {
-        embeddings = new ClipEmbeddings(p, device);
-        encoder = new ClipEncoder(p, device);
-        final_layer_norm = nn.LayerNorm(p.Hidden, eps: 1e-5, device: device);
+        embeddings = new ClipEmbeddings(p, device).In(dtype);
+        encoder = new ClipEncoder(p, device, dtype);
+        final_layer_norm = nn.LayerNorm(p.Hidden, eps: 1e-5, device: device).In(dtype);
         RegisterComponents();
     }
 
@@ -156,10 +156,10 @@ public sealed class ClipTextModel : nn.Module<Tensor, Tensor>
     public ClipTextParams Params { get; }
     private readonly ClipTextTransformer text_model;
 
-    public ClipTextModel(ClipTextParams p, Device? device = null) : base(nameof(ClipTextModel))
+    public ClipTextModel(ClipTextParams p, Device? device = null, ScalarType dtype = ScalarType.Float32) : base(nameof(ClipTextModel))
     {
         Params = p;
-        text_model = new ClipTextTransformer(p, device);
+        text_model = new ClipTextTransformer(p, device, dtype);
         RegisterComponents();
     }
 

@@ -179,10 +179,10 @@ public sealed class T5Stack : nn.Module
     public readonly ModuleList<T5Block> block;
     private readonly T5LayerNorm final_layer_norm;
 
-    public T5Stack(T5Params p, Device? device) : base(nameof(T5Stack))
+    public T5Stack(T5Params p, Device? device, ScalarType dtype) : base(nameof(T5Stack))
     {
-        block = new ModuleList<T5Block>(Enumerable.Range(0, p.NumLayers).Select(i => new T5Block(p, i == 0, device)).ToArray());
-        final_layer_norm = new T5LayerNorm(p.DModel, device);
+        block = new ModuleList<T5Block>(Enumerable.Range(0, p.NumLayers).Select(i => new T5Block(p, i == 0, device).In(dtype)).ToArray());
+        final_layer_norm = new T5LayerNorm(p.DModel, device).In(dtype);
         RegisterComponents();
     }
 
@@ -203,11 +203,12 @@ public sealed class T5Encoder : nn.Module<Tensor, Tensor>
     private readonly Embedding shared;
     private readonly T5Stack encoder;
 
-    public T5Encoder(T5Params p, Device? device = null) : base(nameof(T5Encoder))
+    /// <summary>Builds the encoder in <paramref name="dtype"/> block by block (T5-XXL is 19 GB in fp32).</summary>
+    public T5Encoder(T5Params p, Device? device = null, ScalarType dtype = ScalarType.Float32) : base(nameof(T5Encoder))
     {
         Params = p;
-        shared = nn.Embedding(p.VocabSize, p.DModel, device: device);
-        encoder = new T5Stack(p, device);
+        shared = nn.Embedding(p.VocabSize, p.DModel, device: device).In(dtype);
+        encoder = new T5Stack(p, device, dtype);
         RegisterComponents();
     }
 

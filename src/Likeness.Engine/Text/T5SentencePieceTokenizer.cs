@@ -23,6 +23,8 @@ public sealed class T5SentencePieceTokenizer : ITextTokenizer
 
     public static T5SentencePieceTokenizer FromFile(string spieceModel) => FromModel(File.ReadAllBytes(spieceModel));
 
+    public static T5SentencePieceTokenizer FromFolder(string folder) => FromFile(Path.Combine(folder, "spiece.model"));
+
     public static T5SentencePieceTokenizer FromModel(byte[] model)
     {
         // T5's model has no beginning-of-sentence piece (bos_id = -1), which the library cannot take. Protobuf merges a

@@ -1,3 +1,4 @@
+using Likeness.Engine.SafeTensors;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -42,13 +43,43 @@ public sealed class TextConditioner : IDisposable
     }
 
     /// <summary>The tiny encoders with byte tokenizers, initialised deterministically from the seed.</summary>
-    public static TextConditioner CreateTiny(long seed, int maxT5Tokens = 128, Device? device = null)
+    public static TextConditioner CreateTiny(long seed, int maxT5Tokens = 128, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var t5 = new T5Encoder(T5Params.Tiny, device);
         var clip = new ClipTextModel(ClipTextParams.Tiny, device);
         Initialize(t5, seed);
         Initialize(clip, seed + 1);
-        return new TextConditioner(t5, clip, new ByteT5Tokenizer(), new ByteClipTokenizer(), maxT5Tokens, device);
+        return new TextConditioner(t5.In(dtype), clip.In(dtype), new ByteT5Tokenizer(), new ByteClipTokenizer(), maxT5Tokens, device);
+    }
+
+    /// <summary>
+    /// The full-size encoders from a model folder in the Hugging Face layout: <c>text_encoder/</c> (CLIP-L),
+    /// <c>text_encoder_2/</c> (T5 v1.1, sharded), <c>tokenizer/</c> (CLIP BPE) and <c>tokenizer_2/</c> (T5
+    /// SentencePiece), each loaded straight into <paramref name="dtype"/> on <paramref name="device"/>.
+    /// </summary>
+    public static TextConditioner Load(string folder, T5Params t5Params, ClipTextParams clipParams, int maxT5Tokens, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        var clipTokenizer = ClipBpeTokenizer.FromFolder(Path.Combine(folder, "tokenizer"));
+        var t5Tokenizer = T5SentencePieceTokenizer.FromFolder(Path.Combine(folder, "tokenizer_2"));
+        if (clipTokenizer.VocabularySize > clipParams.VocabSize || t5Tokenizer.VocabularySize > t5Params.VocabSize)
+            throw new InvalidDataException(
+                $"The tokenizers ({clipTokenizer.VocabularySize} CLIP, {t5Tokenizer.VocabularySize} T5 ids) do not fit the encoders ({clipParams.VocabSize}, {t5Params.VocabSize}).");
+        T5Encoder? t5 = null;
+        ClipTextModel? clip = null;
+        try
+        {
+            clip = new ClipTextModel(clipParams, device, dtype);
+            CheckpointFolder.Load(clip, Path.Combine(folder, "text_encoder"));
+            t5 = new T5Encoder(t5Params, device, dtype);
+            CheckpointFolder.Load(t5, Path.Combine(folder, "text_encoder_2"));
+            return new TextConditioner(t5, clip, t5Tokenizer, clipTokenizer, maxT5Tokens, device);
+        }
+        catch
+        {
+            t5?.Dispose();
+            clip?.Dispose();
+            throw;
+        }
     }
 
     private static void Initialize(nn.Module module, long seed)

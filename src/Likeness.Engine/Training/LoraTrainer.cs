@@ -83,7 +83,7 @@ public sealed class LoraTrainer(FluxModels models)
                     var txtIds = FluxSampling.TextIds(1, txt.shape[1], device);
                     using var guidance = full([1], o.TrainingGuidance, ScalarType.Float32, device);
                     var pred = transformer.forward(FluxSampling.Pack(xt), imgIds, txt, txtIds, tDev, vec, transformer.Params.GuidanceEmbed ? guidance : null);
-                    var loss = nn.functional.mse_loss(pred, FluxSampling.Pack(target));
+                    var loss = nn.functional.mse_loss(pred.to_type(ScalarType.Float32), FluxSampling.Pack(target)); // fp32 loss over bf16 weights
                     optimizer.zero_grad();
                     loss.backward();
                     nn.utils.clip_grad_norm_(parameters, o.GradClip);

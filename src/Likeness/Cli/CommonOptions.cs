@@ -20,8 +20,9 @@ internal static class CommonOptions
     };
     public static readonly Option<string?> EnginePreset = Make(Setting.EnginePreset, "flux-tiny (default), flux-dev, flux-schnell.");
     public static readonly Option<string?> Models = Make(Setting.Models, "Folder with the weights of flux-dev / flux-schnell.");
+    public static readonly Option<string?> EnginePrecision = Make(Setting.EnginePrecision, "auto (default: bf16 on CUDA, fp32 on CPU), fp32 or bf16.");
 
-    public static IEnumerable<Option> All => [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models];
+    public static IEnumerable<Option> All => [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models, EnginePrecision];
 
     private static Option<string?> Make(Setting s, string description) => new(s.Flag) { Description = description, Recursive = true };
 
@@ -38,5 +39,6 @@ internal static class CommonOptions
         [Setting.AllowPrivateWebhooks] = result.GetValue(AllowPrivateWebhooks) ? "true" : null,
         [Setting.EnginePreset] = result.GetValue(EnginePreset),
         [Setting.Models] = result.GetValue(Models),
+        [Setting.EnginePrecision] = result.GetValue(EnginePrecision),
     });
 }

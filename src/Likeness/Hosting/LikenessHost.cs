@@ -129,7 +129,7 @@ public static class LikenessHost
         services.AddScoped<GenerationCreation>();
         services.AddScoped<Idempotency>();
         services.AddLikenessWebhooks(configuration);
-        services.AddLocalEngine(options.EnginePreset, options.Models, options.EngineThreads);
+        services.AddLocalEngine(options.EnginePreset, options.Models, options.EngineThreads, options.EnginePrecision);
 
         // Bootstrap first: hosted services start in order, and workers need the migrated database.
         services.AddHostedService<Bootstrap>();
