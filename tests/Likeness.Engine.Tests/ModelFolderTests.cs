@@ -63,10 +63,19 @@ public sealed class ModelFolderTests
             T5 = new T5Encoder(TinyDev.T5),
             Clip = new ClipTextModel(TinyDev.Clip),
         };
-        // BF16 values, so the BF16 files below hold them exactly.
+        // Seeded, scaled by fan-in as trained weights roughly are, and rounded to BF16 so the BF16 files hold them exactly.
         using (no_grad())
+        {
+            using var generator = new Generator(7, device("cpu"));
             foreach (var module in new nn.Module[] { sources.T5, sources.Clip })
-                foreach (var (_, p) in module.named_parameters()) p.copy_(randn(p.shape).to_type(ScalarType.BFloat16).to_type(ScalarType.Float32));
+                foreach (var (name, p) in module.named_parameters())
+                {
+                    using var noise = randn(p.shape, generator: generator);
+                    using var value = (p.shape.Length == 2 ? noise / Math.Sqrt(p.shape[1]) : name.Contains("norm") ? 1 + 0.1 * noise : 0.1 * noise)
+                        .to_type(ScalarType.BFloat16);
+                    p.copy_(value);
+                }
+        }
 
         if (diffusersTransformer) DiffusersLayout.Save(sources.Transformer, Path.Combine(folder, "transformer"), 300_000, ScalarType.Float32);
         else SafeTensorsFile.Save(Path.Combine(folder, "flux1-dev.safetensors"),
@@ -193,11 +202,13 @@ public sealed class ModelFolderTests
         var (txt32, vec32) = fp32.Text.Encode(["a photo of"]);
         var (txt16, vec16) = bf16.Text.Encode(["a photo of"]);
         Assert.Equal(ScalarType.BFloat16, txt16.dtype);
-        // bf16 keeps 8 significant bits: a few parts in a thousand per operation, a few percent through the stacks.
-        Assert.True(RelativeError(txt16, txt32) < 0.05, $"T5 {RelativeError(txt16, txt32)}");
-        Assert.True(RelativeError(vec16, vec32) < 0.05, $"CLIP {RelativeError(vec16, vec32)}");
+        // bf16 keeps 8 significant bits: a few parts in a thousand per operation, about 1% through these stacks.
+        Console.WriteLine($"bf16 vs fp32 relative error: T5 {RelativeError(txt16, txt32):E2}, CLIP {RelativeError(vec16, vec32):E2}");
+        Assert.True(RelativeError(txt16, txt32) < 0.03, $"T5 {RelativeError(txt16, txt32)}");
+        Assert.True(RelativeError(vec16, vec32) < 0.03, $"CLIP {RelativeError(vec16, vec32)}");
 
-        var img = randn(1, 12, 64);
+        using var generator = new Generator(8, device("cpu"));
+        var img = randn([1, 12, 64], generator: generator);
         var imgIds = Sampling.FluxSampling.ImageIds(1, 6, 8);
         var txtIds = Sampling.FluxSampling.TextIds(1, 512);
         var t = full([1], 0.7f);
@@ -205,12 +216,14 @@ public sealed class ModelFolderTests
         var out32 = fp32.Transformer.forward(img, imgIds, txt32, txtIds, t, vec32, guidance);
         var out16 = bf16.Transformer.forward(img, imgIds, txt32, txtIds, t, vec32, guidance);
         Assert.Equal(ScalarType.BFloat16, out16.dtype);
-        Assert.True(RelativeError(out16, out32) < 0.05, $"transformer {RelativeError(out16, out32)}");
+        Console.WriteLine($"bf16 vs fp32 relative error: transformer {RelativeError(out16, out32):E2}");
+        Assert.True(RelativeError(out16, out32) < 0.03, $"transformer {RelativeError(out16, out32)}");
 
-        using var latents = randn(1, 16, 6, 8);
+        using var latents = randn([1, 16, 6, 8], generator: generator);
         var pixels16 = bf16.Autoencoder.Decode(latents);
         Assert.Equal(ScalarType.Float32, pixels16.dtype);
-        Assert.True(RelativeError(pixels16, fp32.Autoencoder.Decode(latents)) < 0.05);
+        Console.WriteLine($"bf16 vs fp32 relative error: decoder {RelativeError(pixels16, fp32.Autoencoder.Decode(latents)):E2}");
+        Assert.True(RelativeError(pixels16, fp32.Autoencoder.Decode(latents)) < 0.03);
     }
 
     private static double RelativeError(Tensor actual, Tensor expected)

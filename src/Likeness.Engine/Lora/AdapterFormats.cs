@@ -15,11 +15,14 @@ public sealed record AdapterLayer(Tensor A, Tensor B, float Scale);
 /// The FLUX LoRA layouts of the ecosystem, converted exactly to and from the engine's own (reference paths,
 /// <c>lora_A</c>/<c>lora_B</c>):
 /// <list type="bullet">
-/// <item>PEFT/diffusers — <c>transformer.&lt;diffusers path&gt;.lora_A.weight</c> / <c>.lora_B.weight</c>, no alpha (scale 1):
+/// <item>PEFT/diffusers — <c>transformer.&lt;diffusers path&gt;.lora_A.weight</c> / <c>.lora_B.weight</c>, no alpha (scale 1; on
+/// import a per-layer <c>.alpha</c> or diffusers' <c>lora_adapter_metadata</c> is honoured):
 /// the fused qkv and single-block linear1 are split into to_q/to_k/to_v(/proj_mlp), each with the same A and its
 /// rows of B; on import, split layers are fused back as a block-diagonal adapter of rank Σr, which is exact.</item>
 /// <item>kohya — <c>lora_unet_&lt;reference path, '.'→'_'&gt;.lora_down.weight</c> / <c>.lora_up.weight</c> / <c>.alpha</c>.</item>
 /// </list>
+/// Any linear of the transformer may be adapted (embedders and final layer too, with <c>norm_out.linear</c>'s halves
+/// swapped); text-encoder parts of a file are left out, as the engine adapts the transformer only.
 /// </summary>
 public static class AdapterFormats
 {
@@ -44,7 +47,7 @@ public static class AdapterFormats
         return Detect(tensors.Keys) switch
         {
             AdapterFormat.Kohya => FromKohya(tensors, referencePaths),
-            AdapterFormat.Peft => FromPeft(tensors, model),
+            AdapterFormat.Peft => FromPeft(tensors, reader.Metadata, model),
             _ => FromNative(tensors, reader.Metadata),
         };
     }
@@ -79,14 +82,18 @@ public static class AdapterFormats
         Write(outputPath, format, FromNative(tensors, reader.Metadata), model, metadata);
     }
 
+    private static readonly string[] NativePrefixes = [FluxModel.CheckpointPrefix, "diffusion_model."];
+
     private static Dictionary<string, AdapterLayer> FromNative(Dictionary<string, Tensor> t, IReadOnlyDictionary<string, string> metadata)
     {
         var layers = new Dictionary<string, AdapterLayer>(StringComparer.Ordinal);
         foreach (var key in t.Keys.Where(k => k.EndsWith(".lora_A.weight", StringComparison.Ordinal)))
         {
-            var path = key[..^".lora_A.weight".Length];
+            var stem = key[..^".lora_A.weight".Length];
             var a = t[key];
-            var b = t.GetValueOrDefault(path + ".lora_B.weight") ?? throw new InvalidDataException($"'{path}.lora_B.weight' is missing.");
+            var b = t.GetValueOrDefault(stem + ".lora_B.weight") ?? throw new InvalidDataException($"'{stem}.lora_B.weight' is missing.");
+            // ComfyUI-style files put the reference path under the checkpoint's prefix.
+            var path = NativePrefixes.FirstOrDefault(p => stem.StartsWith(p, StringComparison.Ordinal)) is { } prefix ? stem[prefix.Length..] : stem;
             var rank = a.shape[0];
             var alpha = metadata.TryGetValue("alpha", out var text) && float.TryParse(text, CultureInfo.InvariantCulture, out var parsed) ? parsed : rank;
             layers[path] = new AdapterLayer(a, b, alpha / rank);
@@ -124,7 +131,7 @@ public static class AdapterFormats
         // '_' is ambiguous once dots became underscores: match against the model's own paths.
         var byName = referencePaths.ToDictionary(p => KohyaPrefix + p.Replace('.', '_'), p => p, StringComparer.Ordinal);
         var layers = new Dictionary<string, AdapterLayer>(StringComparer.Ordinal);
-        foreach (var key in t.Keys.Where(k => k.EndsWith(".lora_down.weight", StringComparison.Ordinal)))
+        foreach (var key in t.Keys.Where(k => k.EndsWith(".lora_down.weight", StringComparison.Ordinal) && !IsTextEncoderKey(k)))
         {
             var name = key[..^".lora_down.weight".Length];
             if (!byName.TryGetValue(name, out var path)) throw new InvalidDataException($"'{name}' names no linear layer of this model.");
@@ -138,26 +145,28 @@ public static class AdapterFormats
     }
 
     /// <summary>
-    /// Each adapted reference layer's diffusers parts (layer path, first row of the fused output, rows; −1 = all),
-    /// read off the transformer's own diffusers table so that weights and adapters share one renaming.
+    /// Each reference linear's diffusers parts (diffusers layer path and the row pieces it fills), read off the
+    /// transformer's own diffusers table so that weights and adapters share one renaming — fused q/k/v(/mlp) and the
+    /// final layer's swapped (scale, shift) halves included.
     /// </summary>
-    private static Dictionary<string, List<(string Diffusers, long Row, long Rows)>> LayerTable(FluxParams model)
+    private static Dictionary<string, List<(string Diffusers, DiffusersLayout.Piece Piece)>> LayerTable(FluxParams model)
     {
-        var table = new Dictionary<string, List<(string, long, long)>>(StringComparer.Ordinal);
+        var table = new Dictionary<string, List<(string, DiffusersLayout.Piece)>>(StringComparer.Ordinal);
         foreach (var (key, pieces) in DiffusersLayout.Map(model).OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             if (!key.EndsWith(".weight", StringComparison.Ordinal)) continue;
+            // Norm scales map to ".scale" targets; every ".weight" target is a linear.
             foreach (var piece in pieces.Where(p => p.Target.EndsWith(".weight", StringComparison.Ordinal)))
             {
                 var reference = piece.Target[..^".weight".Length];
-                if (!LoraAdapter.IsTarget(reference)) continue;
                 if (!table.TryGetValue(reference, out var parts)) table[reference] = parts = [];
-                parts.Add((key[..^".weight".Length], piece.TargetRow, piece.Rows));
+                parts.Add((key[..^".weight".Length], piece));
             }
         }
-        foreach (var parts in table.Values) parts.Sort((a, b) => a.Item2.CompareTo(b.Item2));
         return table;
     }
+
+    private static long RowsOf(DiffusersLayout.Piece piece, Tensor referenceB) => piece.Rows < 0 ? referenceB.shape[0] : piece.Rows;
 
     private static Dictionary<string, Tensor> ToPeft(IReadOnlyDictionary<string, AdapterLayer> layers, FluxParams model)
     {
@@ -167,44 +176,84 @@ public static class AdapterFormats
         {
             if (!table.TryGetValue(path, out var parts)) throw new InvalidDataException($"'{path}' has no diffusers counterpart.");
             // PEFT files carry no alpha (scale 1): the scale goes into B; split layers share A and take their rows of B.
-            foreach (var (diffusers, row, rows) in parts)
+            foreach (var group in parts.GroupBy(p => p.Diffusers))
             {
-                t[$"{PeftPrefix}{diffusers}.lora_A.weight"] = l.A;
-                t[$"{PeftPrefix}{diffusers}.lora_B.weight"] = (l.B.narrow(0, row, rows < 0 ? l.B.shape[0] : rows) * l.Scale).contiguous();
+                var rows = group.Sum(p => RowsOf(p.Piece, l.B));
+                var b = zeros(rows, l.B.shape[1]);
+                foreach (var (_, piece) in group)
+                    b.narrow(0, piece.SourceRow, RowsOf(piece, l.B)).copy_(l.B.narrow(0, piece.TargetRow, RowsOf(piece, l.B)) * l.Scale);
+                t[$"{PeftPrefix}{group.Key}.lora_A.weight"] = l.A;
+                t[$"{PeftPrefix}{group.Key}.lora_B.weight"] = b;
             }
         }
         return t;
     }
 
-    private static Dictionary<string, AdapterLayer> FromPeft(Dictionary<string, Tensor> t, FluxParams model)
+    /// <summary>Prefixes PEFT files carry before the diffusers path: diffusers' own, and PEFT's when saved directly.</summary>
+    private static readonly string[] PeftPrefixes = [PeftPrefix, "base_model.model."];
+
+    /// <summary>Text-encoder parts of a LoRA: the engine adapts the transformer only, so they are left out.</summary>
+    private static readonly string[] TextEncoderPrefixes = ["text_encoder.", "text_encoder_2.", "lora_te_", "lora_te1_", "lora_te2_"];
+
+    private static bool IsTextEncoderKey(string key) => TextEncoderPrefixes.Any(p => key.StartsWith(p, StringComparison.Ordinal));
+
+    private static Dictionary<string, AdapterLayer> FromPeft(Dictionary<string, Tensor> t, IReadOnlyDictionary<string, string> metadata, FluxParams model)
     {
-        string Strip(string k) => k.StartsWith(PeftPrefix, StringComparison.Ordinal) ? k[PeftPrefix.Length..] : k;
-        var pieces = t.Keys.Where(k => k.EndsWith(".lora_A.weight", StringComparison.Ordinal))
-            .ToDictionary(k => Strip(k)[..^".lora_A.weight".Length], k => (A: t[k], B: t[k[..^".lora_A.weight".Length] + ".lora_B.weight"]), StringComparer.Ordinal);
+        string Strip(string k) => PeftPrefixes.FirstOrDefault(p => k.StartsWith(p, StringComparison.Ordinal)) is { } prefix ? k[prefix.Length..] : k;
+        var fileAlpha = DiffusersMetadataAlpha(metadata);
+        var pieces = new Dictionary<string, (Tensor A, Tensor B, float Scale)>(StringComparer.Ordinal);
+        foreach (var key in t.Keys.Where(k => k.EndsWith(".lora_A.weight", StringComparison.Ordinal) && !IsTextEncoderKey(k)))
+        {
+            var stem = key[..^".lora_A.weight".Length];
+            var a = t[key];
+            var b = t.GetValueOrDefault(stem + ".lora_B.weight") ?? throw new InvalidDataException($"'{stem}.lora_B.weight' is missing.");
+            // Alpha: a per-layer ".alpha" tensor (converted kohya files), else diffusers' adapter metadata, else the rank.
+            var rank = a.shape[0];
+            var alpha = t.TryGetValue(stem + ".alpha", out var alphaTensor) ? alphaTensor.item<float>() : fileAlpha ?? rank;
+            pieces[Strip(stem)] = (a, b, alpha / rank);
+        }
         var table = LayerTable(model);
         var known = table.Values.SelectMany(parts => parts.Select(p => p.Diffusers)).ToHashSet(StringComparer.Ordinal);
         if (pieces.Keys.FirstOrDefault(k => !known.Contains(k)) is { } unknown)
-            throw new InvalidDataException($"'{unknown}' is not a linear of this transformer's blocks.");
+            throw new InvalidDataException($"'{unknown}' is not a linear layer of this transformer.");
 
         var layers = new Dictionary<string, AdapterLayer>(StringComparer.Ordinal);
         foreach (var (path, parts) in table)
         {
             var present = parts.Where(p => pieces.ContainsKey(p.Diffusers)).ToList();
             if (present.Count == 0) continue;
-            var outFeatures = parts.Sum(p => p.Rows >= 0 ? p.Rows : pieces[p.Diffusers].B.shape[0]);
-            // Fused back exactly as a block-diagonal adapter: A = [A_q; A_k; A_v], B = diag(B_q, B_k, B_v); a
-            // missing part contributes nothing.
-            var a = cat(present.Select(p => pieces[p.Diffusers].A).ToList(), 0);
+            // Fused back exactly as a block-diagonal adapter: A = [A_q; A_k; A_v], B = diag(B_q, B_k, B_v), each
+            // part's scale folded into its block; a missing part contributes nothing.
+            var names = present.Select(p => p.Diffusers).Distinct().ToList();
+            var a = cat(names.Select(n => pieces[n].A).ToList(), 0);
+            var outFeatures = parts.Sum(p => p.Piece.Rows >= 0 ? p.Piece.Rows : pieces[p.Diffusers].B.shape[0]);
             var b = zeros(outFeatures, a.shape[0]);
             long column = 0;
-            foreach (var (diffusers, row, _) in present)
+            foreach (var name in names)
             {
-                var (pa, pb) = pieces[diffusers];
-                b.narrow(0, row, pb.shape[0]).narrow(1, column, pa.shape[0]).copy_(pb);
+                var (pa, pb, scale) = pieces[name];
+                foreach (var (_, piece) in present.Where(p => p.Diffusers == name))
+                {
+                    var rows = RowsOf(piece, pb);
+                    b.narrow(0, piece.TargetRow, rows).narrow(1, column, pa.shape[0]).copy_(pb.narrow(0, piece.SourceRow, rows) * scale);
+                }
                 column += pa.shape[0];
             }
             layers[path] = new AdapterLayer(a, b, 1f);
         }
         return layers;
+    }
+
+    /// <summary>
+    /// diffusers (≥ 0.34) writes the adapter config into the file's metadata as JSON under <c>lora_adapter_metadata</c>
+    /// (<c>transformer.lora_alpha</c>, <c>transformer.r</c>); older files have none, meaning alpha = rank.
+    /// </summary>
+    private static float? DiffusersMetadataAlpha(IReadOnlyDictionary<string, string> metadata)
+    {
+        if (!metadata.TryGetValue("lora_adapter_metadata", out var json)) return null;
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        foreach (var name in new[] { "transformer.lora_alpha", "lora_alpha" })
+            if (doc.RootElement.TryGetProperty(name, out var alpha) && alpha.TryGetDouble(out var value)) return (float)value;
+        return null;
     }
 }
