@@ -3,11 +3,14 @@ using Microsoft.ML.Tokenizers;
 namespace Likeness.Engine.Text;
 
 /// <summary>
-/// T5's SentencePiece unigram tokenizer (<c>spiece.model</c>) through Microsoft.ML.Tokenizers: pieces, then the end
-/// token, truncated to the length (the end token kept) and padded with the pad id 0, as FLUX's T5 tokenizer does.
+/// T5's SentencePiece unigram tokenizer (<c>spiece.model</c>, or Hugging Face's <c>tokenizer.json</c> form of it) through
+/// Microsoft.ML.Tokenizers: pieces, then the end token, truncated to the length (the end token kept) and padded with the
+/// pad id 0, as FLUX's T5 tokenizer does.
 /// </summary>
 public sealed class T5SentencePieceTokenizer : ITextTokenizer
 {
+    public const string ModelFile = "spiece.model";
+    public const string JsonFile = "tokenizer.json";
     private const int PadId = 0;
     private readonly SentencePieceTokenizer _tokenizer;
     private readonly int _eos;
@@ -21,9 +24,17 @@ public sealed class T5SentencePieceTokenizer : ITextTokenizer
 
     public int VocabularySize { get; }
 
-    public static T5SentencePieceTokenizer FromFile(string spieceModel) => FromModel(File.ReadAllBytes(spieceModel));
+    /// <summary>Reads a tokenizer folder (FLUX's <c>tokenizer_2/</c>): <c>spiece.model</c> when present, else <c>tokenizer.json</c>.</summary>
+    public static T5SentencePieceTokenizer FromFolder(string folder)
+    {
+        var model = Path.Combine(folder, ModelFile);
+        if (File.Exists(model)) return FromFile(model);
+        var json = Path.Combine(folder, JsonFile);
+        if (File.Exists(json)) return FromTokenizerJson(json);
+        throw new FileNotFoundException($"The T5 tokenizer folder {folder} holds neither {ModelFile} nor {JsonFile}.", model);
+    }
 
-    public static T5SentencePieceTokenizer FromFolder(string folder) => FromFile(Path.Combine(folder, "spiece.model"));
+    public static T5SentencePieceTokenizer FromFile(string spieceModel) => FromModel(File.ReadAllBytes(spieceModel));
 
     public static T5SentencePieceTokenizer FromModel(byte[] model)
     {
@@ -31,10 +42,26 @@ public sealed class T5SentencePieceTokenizer : ITextTokenizer
         // repeated embedded message into the first, so one more trainer_spec naming the unknown piece (2) as BOS fixes
         // that without touching the rest; no BOS is ever added.
         byte[] bosIsUnknown = [0x12, 0x03, 0xC8, 0x02, 0x02]; // field 2 (trainer_spec) { field 41 (bos_id) = 2 }
-        var patched = model.Concat(bosIsUnknown).ToArray();
-        var tokenizer = SentencePieceTokenizer.Create(new MemoryStream(patched), addBeginningOfSentence: false, addEndOfSentence: false);
-        var eos = tokenizer.EndOfSentenceId;
-        return new T5SentencePieceTokenizer(tokenizer, eos, tokenizer.Vocabulary.Count);
+        return Create([.. model, .. bosIsUnknown], specialTokens: null);
+    }
+
+    public static T5SentencePieceTokenizer FromTokenizerJson(string path) => FromJson(File.ReadAllText(path));
+
+    /// <summary>
+    /// Reads the text of a Hugging Face <c>tokenizer.json</c> (T5TokenizerFast), converted in memory to the
+    /// <c>spiece.model</c> form. Its added tokens (<c>&lt;extra_id_N&gt;</c>, <c>&lt;/s&gt;</c>, …) are matched in the
+    /// text as Hugging Face does; the <c>spiece.model</c> form leaves them to the pieces, as SentencePiece does.
+    /// </summary>
+    public static T5SentencePieceTokenizer FromJson(string json)
+    {
+        var (model, addedTokens) = T5TokenizerJson.ToSentencePieceModel(json);
+        return Create(model, addedTokens);
+    }
+
+    private static T5SentencePieceTokenizer Create(byte[] model, IReadOnlyDictionary<string, int>? specialTokens)
+    {
+        var tokenizer = SentencePieceTokenizer.Create(new MemoryStream(model), addBeginningOfSentence: false, addEndOfSentence: false, specialTokens);
+        return new T5SentencePieceTokenizer(tokenizer, tokenizer.EndOfSentenceId, tokenizer.Vocabulary.Count);
     }
 
     public long[] Encode(string text, int length)
