@@ -53,8 +53,7 @@ public sealed class FluxModels : IDisposable
         {
             // One network at a time, each straight into its dtype and device, tensor by tensor from the mapped files.
             model = new FluxModel(preset.Transformer, device, type);
-            if (files.TransformerIsFolder) DiffusersLayout.Load(model, files.Transformer);
-            else using (var reader = SafeTensorsFile.Open(files.Transformer)) model.LoadWeights(reader);
+            model.LoadWeights(files.Transformer);
             model.eval();
             autoencoder = new AutoEncoder(preset.Autoencoder, device, type);
             autoencoder.LoadWeights(files.Autoencoder);
@@ -84,7 +83,7 @@ public sealed class FluxModels : IDisposable
 /// (<c>flux1-dev.safetensors</c>) or the diffusers <c>transformer/</c> folder, <c>ae.safetensors</c>,
 /// <c>text_encoder/</c>, <c>text_encoder_2/</c>, <c>tokenizer/</c>, <c>tokenizer_2/</c>.
 /// </summary>
-public sealed record ModelFolder(string Folder, string Transformer, bool TransformerIsFolder, string Autoencoder)
+public sealed record ModelFolder(string Folder, string Transformer, string Autoencoder)
 {
     public static string TransformerFile(FluxPreset preset) => preset.Name == FluxPreset.Schnell.Name ? "flux1-schnell.safetensors" : "flux1-dev.safetensors";
 
@@ -103,6 +102,6 @@ public sealed record ModelFolder(string Folder, string Transformer, bool Transfo
         if (!File.Exists(Path.Combine(In("tokenizer"), "vocab.json")) || !File.Exists(Path.Combine(In("tokenizer"), "merges.txt"))) missing.Add("tokenizer/vocab.json + merges.txt");
         if (!File.Exists(Path.Combine(In("tokenizer_2"), "spiece.model")) && !File.Exists(Path.Combine(In("tokenizer_2"), "tokenizer.json"))) missing.Add("tokenizer_2/spiece.model (or tokenizer.json)");
         if (missing.Count > 0) throw new InvalidOperationException($"The {preset.Name} weights in {folder} are incomplete: missing {string.Join(", ", missing)}.");
-        return new ModelFolder(folder, transformerIsFolder ? In("transformer") : In(transformerFile), transformerIsFolder, In("ae.safetensors"));
+        return new ModelFolder(folder, transformerIsFolder ? In("transformer") : In(transformerFile), In("ae.safetensors"));
     }
 }

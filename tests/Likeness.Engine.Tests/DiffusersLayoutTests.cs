@@ -27,7 +27,7 @@ public sealed class DiffusersLayoutTests
         Assert.True(Directory.GetFiles(folder, "*.safetensors").Length > 3, "several shards");
 
         using var loaded = new FluxModel(Config);
-        DiffusersLayout.Load(loaded, Path.GetDirectoryName(folder)!); // the model folder, with transformer/ inside
+        loaded.LoadWeights(Path.GetDirectoryName(folder)!); // the model folder, with transformer/ inside
         foreach (var (key, value) in source.state_dict())
             Assert.True(value.equal(loaded.state_dict()[key]).all().item<bool>(), key);
 
@@ -66,5 +66,35 @@ public sealed class DiffusersLayoutTests
         using var reader = SafeTensorsFile.Open(Path.Combine(dir, "out.safetensors"));
         using var output = reader.Read("out");
         Assert.True((output - expected).abs().max().item<float>() <= 1e-5);
+    }
+
+    [Theory]
+    [InlineData("reference-shards")]
+    [InlineData("diffusers-single-file")]
+    [InlineData("diffusers-index-path")]
+    public void Every_published_form_of_the_transformer_loads(string form)
+    {
+        using var source = FluxModel.CreateInitialized(Config, 44);
+        var dir = Directory.CreateTempSubdirectory().FullName;
+        string path;
+        switch (form)
+        {
+            case "reference-shards":
+                path = CheckpointFolderTests.Shard(source, [], Path.Combine(dir, "shards")); // BF16, two shards + index
+                using (no_grad()) foreach (var (_, p) in source.named_parameters()) p.copy_(p.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32));
+                break;
+            case "diffusers-single-file":
+                DiffusersLayout.Save(source, dir, 1 << 30, ScalarType.Float32);
+                path = Directory.GetFiles(dir, "*.safetensors").Single();
+                break;
+            default:
+                DiffusersLayout.Save(source, dir, 8 * 1024, ScalarType.Float32);
+                path = Directory.GetFiles(dir, "*.index.json").Single();
+                break;
+        }
+        using var loaded = new FluxModel(Config);
+        loaded.LoadWeights(path);
+        foreach (var (key, value) in source.state_dict())
+            Assert.True(value.equal(loaded.state_dict()[key]).all().item<bool>(), key);
     }
 }

@@ -56,6 +56,15 @@ public sealed class T5SentencePieceTokenizerTests
     }
 
     [Fact]
+    public void A_run_of_unknown_characters_is_one_unknown_token_as_in_sentencepiece()
+    {
+        var tokenizer = T5SentencePieceTokenizer.FromModel(Model());
+        // "▁ZZé" is ▁ then one <unk> for the whole run; "Z b Z" keeps two, as a known piece stands between them.
+        Assert.Equal([4L, 6, 2, 1, 0], tokenizer.Encode("photo ZZé", 5));
+        Assert.Equal([6L, 2, 6, 8, 6, 2, 1], tokenizer.Encode("Z b Z", 7));
+    }
+
+    [Fact]
     public void Truncates_keeping_the_end_token()
     {
         var tokenizer = T5SentencePieceTokenizer.FromModel(Model());

@@ -17,8 +17,6 @@ public static class DiffusersLayout
     /// <summary>A piece of a diffusers tensor: rows [SourceRow, SourceRow + Rows) go to rows [TargetRow, …) of Target.</summary>
     public sealed record Piece(string Target, long TargetRow, long SourceRow, long Rows);
 
-    public static bool IsCheckpointFolder(string path) => Directory.Exists(path);
-
     /// <summary>Where diffusers pieces go in the reference layout, for every key of a config.</summary>
     public static Dictionary<string, List<Piece>> Map(FluxParams p)
     {
@@ -92,18 +90,22 @@ public static class DiffusersLayout
         return map;
     }
 
-    /// <summary>The shard files of a diffusers folder (or of its <c>transformer/</c>), with the keys each holds.</summary>
-    public static Dictionary<string, List<string>> Shards(string folder) =>
-        CheckpointFolder.Files(Directory.Exists(Path.Combine(folder, "transformer")) ? Path.Combine(folder, "transformer") : folder);
+    /// <summary>Whether checkpoint keys are in the diffusers layout (rather than the reference's).</summary>
+    public static bool IsDiffusersKeys(IEnumerable<string> keys) =>
+        keys.Any(k => k.StartsWith("transformer_blocks.", StringComparison.Ordinal) || k.StartsWith("single_transformer_blocks.", StringComparison.Ordinal)
+            || k.StartsWith("x_embedder.", StringComparison.Ordinal));
 
-    /// <summary>Loads a diffusers-layout transformer into the model, shard by shard, refusing unknown or missing keys.</summary>
-    public static void Load(FluxModel model, string folder)
+    /// <summary>
+    /// Loads diffusers-layout files (see <see cref="CheckpointFolder.Files"/>) into the model, shard by shard,
+    /// refusing unknown or missing keys.
+    /// </summary>
+    public static void Load(FluxModel model, Dictionary<string, List<string>> shards, string source)
     {
         var map = Map(model.Params);
         var own = model.state_dict();
         var filled = own.Keys.ToDictionary(k => k, _ => 0L, StringComparer.Ordinal);
         using var noGrad = no_grad();
-        foreach (var (file, keys) in Shards(folder))
+        foreach (var (file, keys) in shards)
         {
             using var reader = SafeTensorsFile.Open(file);
             foreach (var key in keys)
@@ -125,7 +127,7 @@ public static class DiffusersLayout
             }
         }
         var missing = filled.Where(kv => kv.Value != own[kv.Key].shape[0]).Select(kv => kv.Key).ToList();
-        if (missing.Count > 0) throw new InvalidDataException($"{folder} does not fill: {string.Join(", ", missing.Take(10))}{(missing.Count > 10 ? ", …" : "")}.");
+        if (missing.Count > 0) throw new InvalidDataException($"{source} does not fill: {string.Join(", ", missing.Take(10))}{(missing.Count > 10 ? ", …" : "")}.");
     }
 
     /// <summary>Writes the model in the diffusers layout, in shards of about <paramref name="shardBytes"/>, with the index.</summary>

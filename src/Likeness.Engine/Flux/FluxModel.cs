@@ -103,28 +103,45 @@ public sealed class FluxModel : nn.Module
     }
 
     /// <summary>
-    /// Loads reference-layout weights (optionally under <c>model.diffusion_model.</c>), upcasting F16/BF16 to the
-    /// model's dtype. Missing or unexpected keys and wrong shapes are refused with the names.
+    /// Loads the transformer from any published form: one safetensors file, a folder of shards (or its
+    /// <c>*.index.json</c>, or a model folder with <c>transformer/</c> inside), with reference keys (optionally under
+    /// <c>model.diffusion_model.</c>) or diffusers keys (renamed on load). F16/BF16 are converted to the model's dtype
+    /// tensor by tensor from the mapped files. Missing or unexpected keys and wrong shapes are refused with the names.
     /// </summary>
-    public void LoadWeights(SafeTensorsReader reader)
+    public void LoadWeights(string path)
     {
-        var prefix = reader.Keys.Any(k => k.StartsWith(CheckpointPrefix, StringComparison.Ordinal)) ? CheckpointPrefix : "";
+        var inner = Path.Combine(path, "transformer");
+        var files = CheckpointFolder.Files(Directory.Exists(inner) ? inner : path);
+        if (DiffusersLayout.IsDiffusersKeys(files.Values.SelectMany(k => k))) DiffusersLayout.Load(this, files, path);
+        else LoadReference(files, path);
+    }
+
+    private void LoadReference(Dictionary<string, List<string>> files, string source)
+    {
+        var all = files.Values.SelectMany(k => k).ToList();
+        var prefix = all.Any(k => k.StartsWith(CheckpointPrefix, StringComparison.Ordinal)) ? CheckpointPrefix : "";
         var own = state_dict();
-        var fileKeys = reader.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Select(k => k[prefix.Length..]).ToHashSet();
+        var fileKeys = all.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Select(k => k[prefix.Length..]).ToHashSet();
         var missing = own.Keys.Where(k => !fileKeys.Contains(k)).ToList();
         var unexpected = fileKeys.Where(k => !own.ContainsKey(k)).ToList();
         if (missing.Count > 0 || unexpected.Count > 0)
             throw new InvalidDataException(
-                $"{reader.Path} does not match the transformer: missing [{string.Join(", ", missing.Take(10))}{(missing.Count > 10 ? ", …" : "")}], " +
+                $"{source} does not match the transformer: missing [{string.Join(", ", missing.Take(10))}{(missing.Count > 10 ? ", …" : "")}], " +
                 $"unexpected [{string.Join(", ", unexpected.Take(10))}{(unexpected.Count > 10 ? ", …" : "")}].");
         using var noGrad = no_grad();
-        foreach (var (key, target) in own)
+        foreach (var (file, keys) in files)
         {
-            var info = reader.Info(prefix + key);
-            if (!info.Shape.SequenceEqual(target.shape))
-                throw new InvalidDataException($"{reader.Path}: '{key}' has shape [{string.Join(", ", info.Shape)}], expected [{string.Join(", ", target.shape)}].");
-            using var value = reader.Read(prefix + key, target.dtype);
-            target.copy_(value);
+            using var reader = SafeTensorsFile.Open(file);
+            foreach (var fileKey in keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
+            {
+                var key = fileKey[prefix.Length..];
+                var target = own[key];
+                var info = reader.Info(fileKey);
+                if (!info.Shape.SequenceEqual(target.shape))
+                    throw new InvalidDataException($"{file}: '{key}' has shape [{string.Join(", ", info.Shape)}], expected [{string.Join(", ", target.shape)}].");
+                using var value = reader.Read(fileKey, target.dtype);
+                target.copy_(value);
+            }
         }
     }
 }

@@ -14,10 +14,14 @@ public static class CheckpointFolder
     /// <summary>Extras Hugging Face checkpoints carry that have no parameter here.</summary>
     public static readonly string[] KnownExtras = ["encoder.embed_tokens.weight", "text_model.embeddings.position_ids"];
 
-    /// <summary>The files of a checkpoint and the keys each holds.</summary>
+    /// <summary>
+    /// The files of a checkpoint and the keys each holds: a safetensors file, a <c>*.safetensors.index.json</c>, or a
+    /// folder (its index if it has one, else every safetensors file in it).
+    /// </summary>
     public static Dictionary<string, List<string>> Files(string path)
     {
         var files = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        if (File.Exists(path) && path.EndsWith(".index.json", StringComparison.Ordinal)) return FromIndex(path);
         if (File.Exists(path))
         {
             using var reader = SafeTensorsFile.Open(path);
@@ -35,10 +39,17 @@ public static class CheckpointFolder
             if (files.Count == 0) throw new InvalidDataException($"{path} has no safetensors files.");
             return files;
         }
+        return FromIndex(index);
+    }
+
+    private static Dictionary<string, List<string>> FromIndex(string index)
+    {
+        var files = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var folder = Path.GetDirectoryName(Path.GetFullPath(index))!;
         using var json = JsonDocument.Parse(File.ReadAllText(index));
         foreach (var entry in json.RootElement.GetProperty("weight_map").EnumerateObject())
         {
-            var file = Path.Combine(path, entry.Value.GetString()!);
+            var file = Path.Combine(folder, entry.Value.GetString()!);
             if (!files.TryGetValue(file, out var keys)) files[file] = keys = [];
             keys.Add(entry.Name);
         }

@@ -66,7 +66,12 @@ public sealed class T5SentencePieceTokenizer : ITextTokenizer
 
     public long[] Encode(string text, int length)
     {
-        var pieces = _tokenizer.EncodeToIds(text);
+        // SentencePiece (and Hugging Face's Unigram with fuse_unk) merge a run of unknown characters into one <unk>;
+        // the library yields one per character, so runs are fused here.
+        var unknown = _tokenizer.UnknownId;
+        var pieces = new List<int>();
+        foreach (var id in _tokenizer.EncodeToIds(text))
+            if (id != unknown || pieces.Count == 0 || pieces[^1] != unknown) pieces.Add(id);
         var ids = new long[length];
         var kept = Math.Min(pieces.Count, length - 1);
         for (var i = 0; i < kept; i++) ids[i] = pieces[i];

@@ -15,9 +15,8 @@ public static class ForwardRunner
     {
         var p = FluxParams.FromJson(File.ReadAllText(configPath));
         using var model = new FluxModel(p);
-        // A single reference-layout file, or a diffusers transformer folder (index json + shards).
-        if (DiffusersLayout.IsCheckpointFolder(weightsPath)) DiffusersLayout.Load(model, weightsPath);
-        else using (var weights = SafeTensorsFile.Open(weightsPath)) model.LoadWeights(weights);
+        // A file or shards (folder or index json), in the reference or the diffusers layout.
+        model.LoadWeights(weightsPath);
         model.eval();
         // Any adapter layout (native, PEFT/diffusers, kohya), told apart by its keys.
         using var lora = loraPath is null ? null : Lora.LoraAdapter.Load(model, loraPath);
