@@ -27,11 +27,23 @@ public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? 
 
     public FluxPreset Preset { get; } = preset;
 
+    /// <summary>
+    /// The device for a setting: <c>auto</c> (or unset) is CUDA when libtorch finds a GPU (a build with the CUDA
+    /// runtime package), else the CPU; <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c> pin it.
+    /// </summary>
+    public static Device DeviceFor(string? setting)
+    {
+        if (string.IsNullOrEmpty(setting) || setting.Equals("auto", StringComparison.OrdinalIgnoreCase)) return cuda.is_available() ? CUDA : CPU;
+        if (setting.StartsWith("cuda", StringComparison.OrdinalIgnoreCase) && !cuda.is_available())
+            throw new InvalidOperationException($"--engine-device {setting}: libtorch finds no CUDA device (is this the CUDA build, on a GPU node?).");
+        return torch.device(setting);
+    }
+
     /// <summary>CUDA when libtorch finds a GPU (a build with the CUDA runtime package), else the CPU.</summary>
-    public Device Device { get; } = device ?? (cuda.is_available() ? CUDA : CPU);
+    public Device Device { get; } = device ?? DeviceFor(null);
 
     /// <summary><c>auto</c> (or unset): bf16 on CUDA, fp32 on the CPU; or <c>fp32</c> / <c>bf16</c> (see <see cref="Precision"/>).</summary>
-    public ScalarType Dtype { get; } = Precision.For(device ?? (cuda.is_available() ? CUDA : CPU), precision);
+    public ScalarType Dtype { get; } = Precision.For(device ?? DeviceFor(null), precision);
 
     private bool Shared => !Preset.IsTiny;
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Likeness.Cli;
+using Microsoft.Extensions.Options;
 
 var root = new RootCommand("Likeness: train personal FLUX.1 LoRAs from 15–30 photos and generate photos of the subject.")
 {
@@ -11,4 +12,13 @@ var root = new RootCommand("Likeness: train personal FLUX.1 LoRAs from 15–30 p
     EngineCommand.Create(),
 };
 foreach (var option in CommonOptions.All) root.Options.Add(option);
-return await root.Parse(args).InvokeAsync();
+try
+{
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (OptionsValidationException e)
+{
+    // A setting the process cannot run with: the reason, not a stack trace.
+    await Console.Error.WriteLineAsync($"likeness: {string.Join(" ", e.Failures)}");
+    return 2;
+}

@@ -21,8 +21,9 @@ internal static class CommonOptions
     public static readonly Option<string?> EnginePreset = Make(Setting.EnginePreset, "flux-tiny (default), flux-dev, flux-schnell.");
     public static readonly Option<string?> Models = Make(Setting.Models, "Folder with the weights of flux-dev / flux-schnell.");
     public static readonly Option<string?> EnginePrecision = Make(Setting.EnginePrecision, "auto (default: bf16 on CUDA, fp32 on CPU), fp32 or bf16.");
+    public static readonly Option<string?> EngineDevice = Make(Setting.EngineDevice, "auto (default: CUDA when found, else CPU), cpu, cuda or cuda:N.");
 
-    public static IEnumerable<Option> All => [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models, EnginePrecision];
+    public static IEnumerable<Option> All => [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models, EnginePrecision, EngineDevice];
 
     private static Option<string?> Make(Setting s, string description) => new(s.Flag) { Description = description, Recursive = true };
 
@@ -40,5 +41,6 @@ internal static class CommonOptions
         [Setting.EnginePreset] = result.GetValue(EnginePreset),
         [Setting.Models] = result.GetValue(Models),
         [Setting.EnginePrecision] = result.GetValue(EnginePrecision),
+        [Setting.EngineDevice] = result.GetValue(EngineDevice),
     });
 }

@@ -96,7 +96,8 @@ internal static class EngineCommand
         var command = new Command("train", "Train a LoRA from a dataset zip, with a progress bar.") { dataset, output, steps, rank, work, seed, preset };
         command.SetAction((r, ct) =>
         {
-            using var engine = new FluxEngine(FluxPreset.ByName(r.GetValue(preset)!), r.GetValue(CommonOptions.Models), precision: r.GetValue(CommonOptions.EnginePrecision));
+            using var engine = new FluxEngine(FluxPreset.ByName(r.GetValue(preset)!), r.GetValue(CommonOptions.Models),
+                FluxEngine.DeviceFor(r.GetValue(CommonOptions.EngineDevice)), r.GetValue(CommonOptions.EnginePrecision));
             var workDir = r.GetValue(work)?.FullName ?? Path.Combine(Path.GetTempPath(), "likeness-train-" + Path.GetFileNameWithoutExtension(r.GetValue(output)!.Name));
             var options = new LoraTrainingOptions(r.GetValue(dataset)!.FullName, r.GetValue(output)!.FullName, workDir,
                 r.GetValue(steps), r.GetValue(rank), r.GetValue(seed));
@@ -134,7 +135,8 @@ internal static class EngineCommand
         command.SetAction((r, ct) =>
         {
             var p = FluxPreset.ByName(r.GetValue(preset)!);
-            using var engine = new FluxEngine(p, r.GetValue(CommonOptions.Models), precision: r.GetValue(CommonOptions.EnginePrecision));
+            using var engine = new FluxEngine(p, r.GetValue(CommonOptions.Models),
+                FluxEngine.DeviceFor(r.GetValue(CommonOptions.EngineDevice)), r.GetValue(CommonOptions.EnginePrecision));
             var path = r.GetValue(output)!.FullName;
             var format = Path.GetExtension(path).ToLowerInvariant() switch
             {

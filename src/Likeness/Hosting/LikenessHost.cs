@@ -12,6 +12,7 @@ using Likeness.Core.Ports;
 using Likeness.Core.TriggerWords;
 using Likeness.Core.Webhooks;
 using Likeness.EngineAdapters;
+using Likeness.Engine;
 using Microsoft.Extensions.Options;
 using Scalar.AspNetCore;
 
@@ -109,7 +110,9 @@ public static class LikenessHost
 
         services.AddSingleton(TimeProvider.System);
         services.AddLikenessDatabase(options.DatabaseSetting);
-        services.AddSingleton<IBlobStore>(_ => CreateBlobStore(options.BlobsSetting));
+        // Made now, so that an unusable --blobs stops the start; the container still owns (and disposes) it.
+        var blobs = CreateBlobStore(options.BlobsSetting);
+        services.AddSingleton<IBlobStore>(_ => blobs);
         services.AddSingleton(new PipelineOptions
         {
             WorkFolder = options.WorkFolder,
@@ -129,7 +132,7 @@ public static class LikenessHost
         services.AddScoped<GenerationCreation>();
         services.AddScoped<Idempotency>();
         services.AddLikenessWebhooks(configuration);
-        services.AddLocalEngine(options.EnginePreset, options.Models, options.EngineThreads, options.EnginePrecision);
+        services.AddLocalEngine(options.EnginePreset, options.Models, options.EngineThreads, options.EnginePrecision, options.EngineDevice);
 
         // Bootstrap first: hosted services start in order, and workers need the migrated database.
         services.AddHostedService<Bootstrap>();
@@ -138,7 +141,9 @@ public static class LikenessHost
         services.AddKeyedScoped<IJobHandler, GenerationJobHandler>(JobQueues.Generation);
         services.AddKeyedScoped<IJobHandler, WebhookJobHandler>(JobQueues.Webhook);
 
-        foreach (var queue in WorkerQueues(options))
+        var queues = WorkerQueues(options);
+        if (queues.Contains(JobQueues.Training) || queues.Contains(JobQueues.Generation)) CheckEngineSettings(options);
+        foreach (var queue in queues)
         {
             var slots = configuration.GetValue<int?>($"{WorkerOptions.Section}:Concurrency:{queue}") ?? new WorkerOptions().Concurrency[queue];
             for (var i = 0; i < slots; i++)
@@ -158,6 +163,24 @@ public static class LikenessHost
         if (unknown.Length > 0) throw new OptionsValidationException("Queues", typeof(LikenessOptions),
             [$"Unknown queue(s) {string.Join(", ", unknown)}; the queues are {string.Join(", ", JobQueues.All)}."]);
         return queues;
+    }
+
+    /// <summary>
+    /// A process that will run the engine fails at start, not at its first job, when a full-size preset's files are
+    /// missing (every missing one named) or a pinned CUDA device is not there.
+    /// </summary>
+    private static void CheckEngineSettings(LikenessOptions options)
+    {
+        try
+        {
+            if (!string.Equals(options.EngineDevice, "auto", StringComparison.OrdinalIgnoreCase)) FluxEngine.DeviceFor(options.EngineDevice);
+            var preset = FluxPreset.ByName(options.EnginePreset);
+            if (!preset.IsTiny) ModelFolder.Locate(preset, options.Models);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new OptionsValidationException("Engine", typeof(LikenessOptions), [e.Message]);
+        }
     }
 
     private static IBlobStore CreateBlobStore(string setting)

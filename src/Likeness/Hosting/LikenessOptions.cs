@@ -22,6 +22,8 @@ public sealed class LikenessOptions
     public string? Models { get; set; }
     /// <summary>Engine weights: auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16.</summary>
     [RegularExpression("^(auto|fp32|bf16)$")] public string EnginePrecision { get; set; } = "auto";
+    /// <summary>auto (CUDA when libtorch finds a GPU, else the CPU), cpu, cuda or cuda:N.</summary>
+    [RegularExpression(@"^(auto|cpu|cuda(:\d+)?)$")] public string EngineDevice { get; set; } = "auto";
     /// <summary>CPU threads for the engine (libtorch intra-op); unset: libtorch's default, one per core.</summary>
     [Range(1, 1024)] public int? EngineThreads { get; set; }
 

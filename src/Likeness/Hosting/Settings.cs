@@ -17,10 +17,11 @@ public sealed record Setting(string Flag, string Environment, string Key)
     public static readonly Setting EnginePreset = new("--engine-preset", "LIKENESS_ENGINE_PRESET", "Likeness:EnginePreset");
     public static readonly Setting Models = new("--models", "LIKENESS_MODELS", "Likeness:Models");
     public static readonly Setting EnginePrecision = new("--engine-precision", "LIKENESS_ENGINE_PRECISION", "Likeness:EnginePrecision");
+    public static readonly Setting EngineDevice = new("--engine-device", "LIKENESS_ENGINE_DEVICE", "Likeness:EngineDevice");
     /// <summary>No flag: only test suites lower the training step floor.</summary>
     public static readonly Setting TrainingMinSteps = new("", "LIKENESS_TRAINING_MIN_STEPS", "Likeness:Training:MinSteps");
 
-    public static readonly Setting[] All = [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models, EnginePrecision, TrainingMinSteps];
+    public static readonly Setting[] All = [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models, EnginePrecision, EngineDevice, TrainingMinSteps];
 
     /// <summary>The environment's values, then the flags' on top, as configuration overrides.</summary>
     public static Dictionary<string, string?> Overrides(IReadOnlyDictionary<Setting, string?> flags)
