@@ -97,4 +97,31 @@ public sealed class DiffusersLayoutTests
         foreach (var (key, value) in source.state_dict())
             Assert.True(value.equal(loaded.state_dict()[key]).all().item<bool>(), key);
     }
+
+    [Fact]
+    public void A_diffusers_config_reads_as_the_same_dimensions_and_the_forward_verb_finds_it_in_the_folder()
+    {
+        var config = FluxModelTests.Small with { MlpRatio = 4.0, Depth = 2 };
+        Assert.Equal(config, FluxParams.FromJson(config.ToDiffusersJson()!) with { AxesDim = config.AxesDim });
+        Assert.Equal(config.AxesDim, FluxParams.FromJson(config.ToDiffusersJson()!).AxesDim);
+        Assert.Null((config with { MlpRatio = 2.0 }).ToDiffusersJson());
+        var published = FluxParams.FromJson("""
+            {"_class_name": "FluxTransformer2DModel", "attention_head_dim": 128, "axes_dims_rope": [16, 56, 56], "guidance_embeds": true,
+             "in_channels": 64, "joint_attention_dim": 4096, "num_attention_heads": 24, "num_layers": 19, "num_single_layers": 38,
+             "patch_size": 1, "pooled_projection_dim": 768, "out_channels": null}
+            """);
+        Assert.Equal(FluxParams.Dev with { AxesDim = published.AxesDim }, published);
+        Assert.Equal(FluxParams.Dev.AxesDim, published.AxesDim);
+
+        using var source = FluxModel.CreateInitialized(config, 45);
+        var dir = Directory.CreateTempSubdirectory().FullName;
+        DiffusersLayout.Save(source, Path.Combine(dir, "transformer"), 16 * 1024, ScalarType.Float32);
+        var inputs = Inputs.Random(config, 1, 4, 2, 10);
+        SafeTensorsFile.Save(Path.Combine(dir, "in.safetensors"), inputs.AsFile());
+        ForwardRunner.Run(null, Path.Combine(dir, "transformer"), Path.Combine(dir, "in.safetensors"), Path.Combine(dir, "out.safetensors"));
+        using var expected = Inputs.Run(source, inputs);
+        using var reader = SafeTensorsFile.Open(Path.Combine(dir, "out.safetensors"));
+        using var output = reader.Read("out");
+        Assert.True((output - expected).abs().max().item<float>() <= 1e-6);
+    }
 }

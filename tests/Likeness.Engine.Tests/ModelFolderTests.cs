@@ -24,6 +24,16 @@ public sealed class ModelFolderTests
         BaseResolution = 64,
     };
 
+    /// <summary>flux-schnell's: its own transformer file name, no guidance embedding, T5 256.</summary>
+    private static readonly FluxPreset TinySchnell = FluxPreset.Schnell with
+    {
+        Transformer = FluxParams.Tiny with { GuidanceEmbed = false },
+        Autoencoder = AutoEncoderParams.Tiny,
+        T5 = T5Params.Tiny,
+        Clip = ClipTextParams.Tiny,
+        BaseResolution = 64,
+    };
+
     /// <summary>
     /// A CLIP vocabulary: a few merged pieces, every printable ASCII character alone and word-final (so any ASCII
     /// prompt encodes), and the special tokens last, as in CLIP's own (the pooled position is the ids' argmax).
@@ -54,14 +64,15 @@ public sealed class ModelFolderTests
     }
 
     /// <summary>Writes random networks into <paramref name="folder"/> in the published layout and returns them.</summary>
-    private static Sources WriteFolder(string folder, bool diffusersTransformer)
+    private static Sources WriteFolder(string folder, bool diffusersTransformer, FluxPreset? preset = null)
     {
+        preset ??= TinyDev;
         var sources = new Sources
         {
-            Transformer = FluxModel.CreateInitialized(TinyDev.Transformer, 5),
-            Autoencoder = AutoEncoder.CreateInitialized(TinyDev.Autoencoder, 6),
-            T5 = new T5Encoder(TinyDev.T5),
-            Clip = new ClipTextModel(TinyDev.Clip),
+            Transformer = FluxModel.CreateInitialized(preset.Transformer, 5),
+            Autoencoder = AutoEncoder.CreateInitialized(preset.Autoencoder, 6),
+            T5 = new T5Encoder(preset.T5),
+            Clip = new ClipTextModel(preset.Clip),
         };
         // Seeded, scaled by fan-in as trained weights roughly are, and rounded to BF16 so the BF16 files hold them exactly.
         using (no_grad())
@@ -78,7 +89,7 @@ public sealed class ModelFolderTests
         }
 
         if (diffusersTransformer) DiffusersLayout.Save(sources.Transformer, Path.Combine(folder, "transformer"), 300_000, ScalarType.Float32);
-        else SafeTensorsFile.Save(Path.Combine(folder, "flux1-dev.safetensors"),
+        else SafeTensorsFile.Save(Path.Combine(folder, ModelFolder.TransformerFile(preset)),
             sources.Transformer.state_dict().ToDictionary(kv => FluxModel.CheckpointPrefix + kv.Key, kv => kv.Value));
         SafeTensorsFile.Save(Path.Combine(folder, "ae.safetensors"), sources.Autoencoder.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value));
         CheckpointFolderTests.Shard(sources.Clip, new() { ["text_model.embeddings.position_ids"] = arange(77).unsqueeze(0) }, Path.Combine(folder, "text_encoder"));
@@ -100,13 +111,17 @@ public sealed class ModelFolderTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Flux_dev_loads_every_network_and_both_tokenizers_from_the_published_layout(bool diffusersTransformer)
+    [InlineData("flux-dev", false)]
+    [InlineData("flux-dev", true)]
+    [InlineData("flux-schnell", false)]
+    [InlineData("flux-schnell", true)]
+    public void A_full_size_preset_loads_every_network_and_both_tokenizers_from_the_published_layout(string name, bool diffusersTransformer)
     {
+        var preset = name == "flux-dev" ? TinyDev : TinySchnell;
+        var tokens = name == "flux-dev" ? 512 : 256; // T5 length: 512 for dev, 256 for schnell
         var folder = Directory.CreateTempSubdirectory().FullName;
-        using var sources = WriteFolder(folder, diffusersTransformer);
-        using var models = FluxModels.Load(TinyDev, folder);
+        using var sources = WriteFolder(folder, diffusersTransformer, preset);
+        using var models = FluxModels.Load(preset, folder);
 
         Assert.Equal(ScalarType.Float32, models.Dtype);
         Assert.True(SameState(sources.Transformer, models.Transformer));
@@ -117,18 +132,21 @@ public sealed class ModelFolderTests
         using (vec)
         using (no_grad())
         {
-            Assert.Equal([1L, 512, 128], txt.shape); // flux-dev's T5 length
+            Assert.Equal([1L, tokens, 128], txt.shape);
             Assert.Equal([1L, 128], vec.shape);
-            // T5: ▁a ▁photo ▁of </s>, then <pad> (0) to 512. CLIP: start, a</w>, photo</w>, o, f</w>, end, end… to 77.
-            var t5Ids = new long[512];
+            // T5: ▁a ▁photo ▁of </s>, then <pad> (0). CLIP: start, a</w>, photo</w>, o, f</w>, end, end… to 77.
+            var t5Ids = new long[tokens];
             t5Ids[0] = 3; t5Ids[1] = 4; t5Ids[2] = 5; t5Ids[3] = 1;
             var clipIds = Enumerable.Repeat(Clip("<|endoftext|>"), 77).ToArray();
             clipIds[0] = Clip("<|startoftext|>"); clipIds[1] = Clip("a</w>"); clipIds[2] = Clip("photo</w>"); clipIds[3] = Clip("o"); clipIds[4] = Clip("f</w>");
-            using var expectedTxt = sources.T5.forward(tensor(t5Ids, [1, 512]));
+            using var expectedTxt = sources.T5.forward(tensor(t5Ids, [1, tokens]));
             using var expectedVec = sources.Clip.forward(tensor(clipIds, [1, 77]));
             Assert.True(txt.equal(expectedTxt).all().item<bool>());
             Assert.True(vec.equal(expectedVec).all().item<bool>());
         }
+        using var engine = new FluxEngine(preset, folder);
+        var png = engine.Generate(new GenerateOptions(null, "a photo of", 32, 32, 1, Steps: 2));
+        Assert.Equal((byte)0x89, png[0]);
     }
 
     [Fact]

@@ -130,7 +130,10 @@ public static class DiffusersLayout
         if (missing.Count > 0) throw new InvalidDataException($"{source} does not fill: {string.Join(", ", missing.Take(10))}{(missing.Count > 10 ? ", …" : "")}.");
     }
 
-    /// <summary>Writes the model in the diffusers layout, in shards of about <paramref name="shardBytes"/>, with the index.</summary>
+    /// <summary>
+    /// Writes the model in the diffusers layout, in shards of about <paramref name="shardBytes"/>, with the index and,
+    /// where diffusers can express the dimensions, its <c>config.json</c>.
+    /// </summary>
     public static void Save(FluxModel model, string folder, long shardBytes, ScalarType dtype)
     {
         Directory.CreateDirectory(folder);
@@ -163,6 +166,7 @@ public static class DiffusersLayout
             SafeTensorsFile.Save(Path.Combine(folder, name), shards[i].ToDictionary(e => e.Key, e => e.Value));
             foreach (var e in shards[i]) { weightMap[e.Key] = name; e.Value.Dispose(); }
         }
+        if (model.Params.ToDiffusersJson() is { } config) File.WriteAllText(Path.Combine(folder, "config.json"), config);
         File.WriteAllText(Path.Combine(folder, "diffusion_pytorch_model.safetensors.index.json"),
             JsonSerializer.Serialize(new { metadata = new { total_size = totalSize }, weight_map = weightMap }, new JsonSerializerOptions { WriteIndented = true }));
     }

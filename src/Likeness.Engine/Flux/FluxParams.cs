@@ -36,9 +36,14 @@ public sealed record FluxParams(
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
+    /// <summary>
+    /// Reads the reference form (13 snake_case keys) or a diffusers <c>FluxTransformer2DModel</c> <c>config.json</c>
+    /// (hidden = heads × head dim; mlp ratio 4, θ 10,000 and biased q/k/v fixed by diffusers; patch size 1).
+    /// </summary>
     public static FluxParams FromJson(string json)
     {
         using var doc = JsonDocument.Parse(json);
+        if (doc.RootElement.TryGetProperty("num_single_layers", out _)) return FromDiffusers(doc.RootElement);
         string[] required = ["in_channels", "out_channels", "vec_in_dim", "context_in_dim", "hidden_size", "mlp_ratio", "num_heads",
             "depth", "depth_single_blocks", "axes_dim", "theta", "qkv_bias", "guidance_embed"];
         var missing = required.Where(k => !doc.RootElement.TryGetProperty(k, out _)).ToArray();
@@ -48,7 +53,41 @@ public sealed record FluxParams(
         return p;
     }
 
+    private static FluxParams FromDiffusers(JsonElement c)
+    {
+        int Int(string key) => c.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32()
+            : throw new ArgumentException($"The diffusers config lacks {key}.");
+        if (c.TryGetProperty("patch_size", out var patch) && patch.GetInt32() != 1)
+            throw new ArgumentException($"patch_size {patch.GetInt32()} has no reference counterpart (FLUX packs 2×2 outside the transformer).");
+        var inChannels = Int("in_channels");
+        var outChannels = c.TryGetProperty("out_channels", out var o) && o.ValueKind == JsonValueKind.Number ? o.GetInt32() : inChannels;
+        var axes = c.TryGetProperty("axes_dims_rope", out var a) ? a.EnumerateArray().Select(e => e.GetInt32()).ToArray() : [16, 56, 56];
+        var guidance = c.TryGetProperty("guidance_embeds", out var g) && g.GetBoolean();
+        var p = new FluxParams(inChannels, outChannels, Int("pooled_projection_dim"), Int("joint_attention_dim"),
+            Int("num_attention_heads") * Int("attention_head_dim"), 4.0, Int("num_attention_heads"), Int("num_layers"), Int("num_single_layers"),
+            axes, 10_000, true, guidance);
+        p.Validate();
+        return p;
+    }
+
     public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>The diffusers <c>config.json</c> for these dimensions, or null where diffusers cannot express them.</summary>
+    public string? ToDiffusersJson() => MlpRatio != 4.0 || Theta != 10_000 || !QkvBias ? null : JsonSerializer.Serialize(new Dictionary<string, object?>
+    {
+        ["_class_name"] = "FluxTransformer2DModel",
+        ["attention_head_dim"] = HeadDim,
+        ["axes_dims_rope"] = AxesDim,
+        ["guidance_embeds"] = GuidanceEmbed,
+        ["in_channels"] = InChannels,
+        ["joint_attention_dim"] = ContextInDim,
+        ["num_attention_heads"] = NumHeads,
+        ["num_layers"] = Depth,
+        ["num_single_layers"] = DepthSingleBlocks,
+        ["out_channels"] = OutChannels,
+        ["patch_size"] = 1,
+        ["pooled_projection_dim"] = VecInDim,
+    }, Json);
 
     public void Validate()
     {

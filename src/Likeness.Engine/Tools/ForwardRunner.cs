@@ -6,13 +6,16 @@ using static TorchSharp.torch;
 namespace Likeness.Engine.Tools;
 
 /// <summary>
-/// <c>likeness engine forward</c>: one fp32 CPU forward of a transformer built from a reference-form config, with
-/// reference-layout weights and inputs, writing the F32 tensor <c>out</c>.
+/// <c>likeness engine forward</c>: one fp32 CPU forward of a transformer built from a config (reference or diffusers
+/// form; by default the diffusers folder's own <c>config.json</c>), with weights in any published layout and
+/// reference inputs, writing the F32 tensor <c>out</c>.
 /// </summary>
 public static class ForwardRunner
 {
-    public static void Run(string configPath, string weightsPath, string inputsPath, string outputPath, string? loraPath = null, float loraStrength = 1f)
+    public static void Run(string? configPath, string weightsPath, string inputsPath, string outputPath, string? loraPath = null, float loraStrength = 1f)
     {
+        configPath ??= DiffusersConfig(weightsPath)
+            ?? throw new ArgumentException($"No --config given and no config.json beside {weightsPath}.");
         var p = FluxParams.FromJson(File.ReadAllText(configPath));
         using var model = new FluxModel(p);
         // A file or shards (folder or index json), in the reference or the diffusers layout.
@@ -31,5 +34,12 @@ public static class ForwardRunner
         var guidance = p.GuidanceEmbed ? Input("guidance") : null;
         var output = model.forward(Input("img"), Input("img_ids"), Input("txt"), Input("txt_ids"), Input("timesteps"), Input("y"), guidance);
         SafeTensorsFile.Save(outputPath, new Dictionary<string, Tensor> { ["out"] = output.to_type(ScalarType.Float32).contiguous() });
+    }
+
+    /// <summary>The <c>config.json</c> of a diffusers transformer folder (given as the folder, its parent or its index).</summary>
+    private static string? DiffusersConfig(string weightsPath)
+    {
+        var folder = Directory.Exists(weightsPath) ? weightsPath : Path.GetDirectoryName(Path.GetFullPath(weightsPath))!;
+        return new[] { Path.Combine(folder, "config.json"), Path.Combine(folder, "transformer", "config.json") }.FirstOrDefault(File.Exists);
     }
 }

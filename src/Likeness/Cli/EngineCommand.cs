@@ -44,8 +44,15 @@ internal static class EngineCommand
 
     private static Command Forward()
     {
-        var config = new Option<FileInfo>("--config") { Description = "Transformer config in the reference FluxParams form (13 keys).", Required = true };
-        var weights = new Option<FileInfo>("--weights") { Description = "safetensors with the reference keys (optionally under model.diffusion_model.).", Required = true };
+        var config = new Option<FileInfo?>("--config")
+        {
+            Description = "Transformer config: the reference FluxParams form (13 keys) or a diffusers config.json (default: the weights folder's config.json).",
+        };
+        var weights = new Option<FileInfo>("--weights")
+        {
+            Description = "A safetensors file, a folder of shards or its index json; reference keys (optionally under model.diffusion_model.) or diffusers keys.",
+            Required = true,
+        };
         var inputs = new Option<FileInfo>("--inputs") { Description = "safetensors with img, img_ids, txt, txt_ids, timesteps, y[, guidance].", Required = true };
         var output = new Option<FileInfo>("--output") { Description = "Where to write the F32 tensor 'out'.", Required = true };
         var lora = new Option<FileInfo?>("--lora") { Description = "An adapter to apply first: native, PEFT/diffusers or kohya (told apart by its keys)." };
@@ -53,7 +60,7 @@ internal static class EngineCommand
         var command = new Command("forward", "One fp32 CPU forward of the transformer on given weights and inputs.") { config, weights, inputs, output, lora, strength };
         command.SetAction(r =>
         {
-            ForwardRunner.Run(r.GetValue(config)!.FullName, r.GetValue(weights)!.FullName, r.GetValue(inputs)!.FullName, r.GetValue(output)!.FullName,
+            ForwardRunner.Run(r.GetValue(config)?.FullName, r.GetValue(weights)!.FullName, r.GetValue(inputs)!.FullName, r.GetValue(output)!.FullName,
                 r.GetValue(lora)?.FullName, r.GetValue(strength));
             return 0;
         });
