@@ -1,6 +1,5 @@
 using Likeness.Engine.Autoencoder;
 using Likeness.Engine.Flux;
-using Likeness.Engine.SafeTensors;
 using Likeness.Engine.Text;
 using TorchSharp;
 using static TorchSharp.torch;
