@@ -1,33 +1,62 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Microsoft.ML.Tokenizers;
 
 namespace Likeness.Engine.Text;
 
 /// <summary>
-/// CLIP's byte-level BPE (<c>vocab.json</c> + <c>merges.txt</c>): lower-cased, whitespace-collapsed text split by
-/// CLIP's pattern, each piece's UTF-8 bytes mapped to GPT-2's printable byte alphabet with <c>&lt;/w&gt;</c> closing
-/// the word, merged by rank; then <c>&lt;|startoftext|&gt;</c> … <c>&lt;|endoftext|&gt;</c>, truncated to the length
-/// and padded with the end token, as FLUX's CLIP tokenizer does (the pooled output is read at the first end token).
+/// CLIP's byte-level BPE (<c>vocab.json</c> + <c>merges.txt</c>) through Microsoft.ML.Tokenizers'
+/// <see cref="BpeTokenizer"/>, set up as Hugging Face's CLIPTokenizerFast: lower-cased text split by CLIP's pattern
+/// (<see cref="RegexPreTokenizer"/>, with <c>&lt;|startoftext|&gt;</c> and <c>&lt;|endoftext|&gt;</c> written in the
+/// text taken out first as special tokens), each piece's UTF-8 bytes mapped to GPT-2's printable alphabet
+/// (<see cref="BpeOptions.ByteLevel"/>) with <c>&lt;/w&gt;</c> closing the word (<see cref="BpeOptions.EndOfWordSuffix"/>),
+/// merged by rank, a symbol the vocabulary lacks read as the end token (Hugging Face's <c>unk_token</c>); then
+/// <c>&lt;|startoftext|&gt;</c> … <c>&lt;|endoftext|&gt;</c>, truncated to the length (the end token kept) and padded
+/// with the end token, as FLUX's CLIP tokenizer does (the pooled output is read at the first end token).
 /// </summary>
+/// <remarks>
+/// Hugging Face's normalizer also collapses whitespace, which changes no piece (the pattern never takes whitespace), and
+/// composes to NFC first, which cannot be had here: the engine runs with <c>InvariantGlobalization</c>, where
+/// <c>string.Normalize(NormalizationForm.FormC)</c> returns its input unchanged (checked), so a decomposed accent
+/// (e + U+0301) is split as the letter and a separate mark where Hugging Face sees é; precomposed text, which is what
+/// keyboards and most sources give, tokenizes alike. .NET's regex sees a character beyond U+FFFF as two surrogates,
+/// neither <c>\p{L}</c> nor <c>\p{N}</c>, so such a letter or digit joins neighbouring punctuation rather than letters.
+/// </remarks>
 public sealed partial class ClipBpeTokenizer : ITextTokenizer
 {
     public const string StartToken = "<|startoftext|>";
     public const string EndToken = "<|endoftext|>";
 
-    private readonly Dictionary<string, long> _vocab;
-    private readonly Dictionary<(string, string), int> _ranks;
-    private readonly Dictionary<string, string[]> _cache = new(StringComparer.Ordinal);
-    private static readonly string[] ByteChars = BuildByteChars();
+    private readonly BpeTokenizer _tokenizer;
+    private readonly int _start;
+    private readonly int _end;
 
     public ClipBpeTokenizer(Dictionary<string, long> vocab, IEnumerable<(string Left, string Right)> merges)
     {
-        _vocab = vocab;
-        _ranks = new Dictionary<(string, string), int>();
-        var rank = 0;
-        foreach (var merge in merges) _ranks.TryAdd(merge, rank++);
-        if (!_vocab.ContainsKey(StartToken) || !_vocab.ContainsKey(EndToken))
+        if (!vocab.TryGetValue(StartToken, out var start) || !vocab.TryGetValue(EndToken, out var end))
             throw new InvalidDataException($"The CLIP vocabulary lacks {StartToken} or {EndToken}.");
+        (_start, _end) = (checked((int)start), checked((int)end));
+        VocabularySize = vocab.Count;
+        var specials = new Dictionary<string, int> { [StartToken] = _start, [EndToken] = _end };
+        var options = new BpeOptions(vocab.Select(p => KeyValuePair.Create(p.Key, checked((int)p.Value))))
+        {
+            // The library takes a pair once; the first rank of a repeated pair stands.
+            Merges = merges.Distinct().Select(m => $"{m.Left} {m.Right}").ToList(),
+            SpecialTokens = specials,
+            Normalizer = ClipLowerCase.Instance,
+            PreTokenizer = new RegexPreTokenizer(Pattern(), specials),
+            ByteLevel = true,
+            EndOfWordSuffix = "</w>",
+            UnknownToken = EndToken,
+        };
+        try
+        {
+            _tokenizer = BpeTokenizer.Create(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new InvalidDataException($"The CLIP merges do not fit the vocabulary: {e.Message}", e);
+        }
     }
 
     /// <summary>Reads a Hugging Face CLIP tokenizer folder (<c>vocab.json</c>, <c>merges.txt</c> with its version line).</summary>
@@ -41,69 +70,36 @@ public sealed partial class ClipBpeTokenizer : ITextTokenizer
         return new ClipBpeTokenizer(vocab, merges);
     }
 
-    public int VocabularySize => _vocab.Count;
+    public int VocabularySize { get; }
 
     public long[] Encode(string text, int length)
     {
-        var ids = new List<long> { _vocab[StartToken] };
-        var cleaned = Whitespace().Replace(text, " ").Trim().ToLowerInvariant();
-        foreach (Match piece in Pattern().Matches(cleaned))
-        {
-            if (piece.Value is StartToken or EndToken) { ids.Add(_vocab[piece.Value]); continue; }
-            var chars = string.Concat(Encoding.UTF8.GetBytes(piece.Value).Select(b => ByteChars[b]));
-            foreach (var token in Bpe(chars))
-                ids.Add(_vocab.TryGetValue(token, out var id) ? id : throw new InvalidDataException($"'{token}' is not in the CLIP vocabulary."));
-        }
-        var end = _vocab[EndToken];
+        var pieces = _tokenizer.EncodeToIds(text);
         var result = new long[length];
-        var kept = Math.Min(ids.Count, length - 1);
-        for (var i = 0; i < kept; i++) result[i] = ids[i];
-        for (var i = kept; i < length; i++) result[i] = end;
+        var kept = Math.Max(0, Math.Min(pieces.Count + 1, length - 1));
+        if (kept > 0) result[0] = _start;
+        for (var i = 1; i < kept; i++) result[i] = pieces[i - 1];
+        for (var i = kept; i < length; i++) result[i] = _end;
         return result;
     }
 
-    /// <summary>Merges the lowest-ranked adjacent pair until none is in the merge list.</summary>
-    private string[] Bpe(string chars)
+    /// <summary>
+    /// Lower-cases as Hugging Face's <c>Lowercase</c> normalizer does (Rust's <c>char::to_lowercase</c>, character by
+    /// character): .NET's invariant lower-casing, which matches it everywhere but İ (U+0130), left as is by .NET and
+    /// turned into i + combining dot above (U+0307) by Rust. Checked over every code point against Python's per-character
+    /// <c>lower()</c>; the other differences are letters newer than Python's Unicode tables.
+    /// </summary>
+    private sealed class ClipLowerCase : Normalizer
     {
-        if (_cache.TryGetValue(chars, out var cached)) return cached;
-        var word = chars.Select(c => c.ToString()).ToList();
-        word[^1] += "</w>";
-        while (word.Count > 1)
-        {
-            var best = -1;
-            var bestRank = int.MaxValue;
-            for (var i = 0; i < word.Count - 1; i++)
-                if (_ranks.TryGetValue((word[i], word[i + 1]), out var r) && r < bestRank) { bestRank = r; best = i; }
-            if (best < 0) break;
-            var (left, right) = (word[best], word[best + 1]);
-            // Merge every occurrence of the pair, left to right, as the reference does.
-            var merged = new List<string>(word.Count);
-            for (var i = 0; i < word.Count; i++)
-            {
-                if (i < word.Count - 1 && word[i] == left && word[i + 1] == right) { merged.Add(left + right); i++; }
-                else merged.Add(word[i]);
-            }
-            word = merged;
-        }
-        return _cache[chars] = [.. word];
+        public static readonly ClipLowerCase Instance = new();
+
+        public override string Normalize(string original) =>
+            original.Replace("\u0130", "i\u0307", StringComparison.Ordinal).ToLowerInvariant();
+
+        public override string Normalize(ReadOnlySpan<char> original) => Normalize(original.ToString());
     }
 
-    /// <summary>GPT-2's map from bytes to printable characters: printable Latin-1 stays, the rest moves above 255.</summary>
-    private static string[] BuildByteChars()
-    {
-        var map = new string[256];
-        var next = 256;
-        for (var b = 0; b < 256; b++)
-        {
-            var printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-            map[b] = ((char)(printable ? b : next++)).ToString();
-        }
-        return map;
-    }
-
-    [GeneratedRegex(@"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+", RegexOptions.IgnoreCase)]
+    /// <summary>CLIP's pre-tokenization pattern; the special tokens are split out before it by the pre-tokenizer.</summary>
+    [GeneratedRegex(@"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+", RegexOptions.IgnoreCase)]
     private static partial Regex Pattern();
-
-    [GeneratedRegex(@"\s+")]
-    private static partial Regex Whitespace();
 }
