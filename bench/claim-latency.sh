@@ -3,12 +3,9 @@
 # LoRAs (15 PNGs, 500 steps floor lowered to 4 for the measurement) is submitted only when the workers are idle.
 # Reports submit → UPLOADING (the caption job's claim) and submit → TRAINING start, from the API's own timestamps.
 # Usage: LIKENESS_TEST_POSTGRES="Host=…;Username=…;Password=…;Database=postgres" bench/claim-latency.sh [runs]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-runs=${1:-5}
 : "${LIKENESS_TEST_POSTGRES:?set LIKENESS_TEST_POSTGRES}"
-dotnet build src/Likeness -c Release -o bench/out/likeness -v q -nologo >/dev/null
-work=$(mktemp -d)
+source "$(dirname "$0")/common.sh"
+runs=${1:-5}
 python3 bench/make-pngs.py "$work/photos" 15
 db="likeness_latency_$RANDOM"
 admin=$LIKENESS_TEST_POSTGRES

@@ -2,12 +2,8 @@
 # Peak host memory while loading a ~2 GB synthetic sharded BF16 checkpoint (diffusers layout, 500 MB shards) into
 # fp32 through `likeness engine forward --weights <folder>` (one tiny forward after the load), against the goal
 # peak RSS ≤ final parameter bytes + 1.2 × the largest shard.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-out=bench/out/likeness
-dotnet build src/Likeness -c Release -o "$out" -v q -nologo >/dev/null
-work=$(mktemp -d)
-dotnet "$out/likeness.dll" engine init --config bench/configs/load-2gb.json --output "$work/transformer" --layout diffusers --dtype bf16 --shard-mb 500
+source "$(dirname "$0")/common.sh"
+likeness engine init --config bench/configs/load-2gb.json --output "$work/transformer" --layout diffusers --dtype bf16 --shard-mb 500
 python3 - "$work/in.safetensors" <<'PY'
 import json, struct, sys, random
 shapes = {"img": [1, 4, 64], "img_ids": [1, 4, 3], "txt": [1, 2, 4096], "txt_ids": [1, 2, 3], "timesteps": [1], "y": [1, 768], "guidance": [1]}
@@ -30,4 +26,3 @@ rss_kib=$(cat "$work/rss")
 params_bytes=$((total * 2))   # BF16 → FP32
 echo "checkpoint: $(echo "$shards" | wc -l) shards, $total bytes (largest $largest); fp32 parameters: $params_bytes bytes"
 echo "peak RSS: $((rss_kib * 1024)) bytes; goal ≤ $((params_bytes + largest * 12 / 10)) bytes"
-rm -rf "$work"

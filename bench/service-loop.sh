@@ -2,11 +2,8 @@
 # The new user's loop against the real binary: start `likeness serve` on a fresh data folder, upload 15 PNGs
 # (object, steps=500, loraRank=8), poll until READY, generate 2 PNGs with 4 steps. Prints the wall times.
 # Usage: bench/service-loop.sh [runs]   (median over runs)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 runs=${1:-1}
-dotnet build src/Likeness -c Release -o bench/out/likeness -v q -nologo >/dev/null
-work=$(mktemp -d)
 python3 bench/make-pngs.py "$work/photos" 15
 port=18231
 api=http://127.0.0.1:$port
