@@ -102,19 +102,39 @@ public sealed class AdapterFormatTests
         (randn([rank, inFeatures], generator: g) * 0.3, randn([outFeatures, rank], generator: g) * 0.3);
 
     /// <summary>
-    /// The expected output, stated independently of the import code: the base weights with each ΔW = scale·B·A added
-    /// to the reference rows it is documented to land in, run without any adapter.
+    /// The expected weights, stated independently of the import code: the base weights with each ΔW = scale·B·A added
+    /// to the reference rows it is documented to land in.
     /// </summary>
-    private static Tensor ExpectedWith(FluxModel source, Inputs inputs, IEnumerable<(string Weight, long Row, Tensor Delta)> deltas)
+    private static Dictionary<string, Tensor> MergedWeights(FluxModel source, IEnumerable<(string Weight, long Row, Tensor Delta)> deltas)
     {
-        using var merged = new FluxModel(Config);
-        using (no_grad())
-        {
-            var own = merged.state_dict();
-            foreach (var (k, v) in source.state_dict()) own[k].copy_(v);
-            foreach (var (weight, row, delta) in deltas) own[weight].narrow(0, row, delta.shape[0]).add_(delta);
-        }
-        return Inputs.Run(merged, inputs);
+        var weights = source.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+        foreach (var (weight, row, delta) in deltas) weights[weight].narrow(0, row, delta.shape[0]).add_(delta);
+        return weights;
+    }
+
+    /// <summary>The output of a plain model (no adapter) with these weights.</summary>
+    private static Tensor RunWith(Dictionary<string, Tensor> weights, Inputs inputs)
+    {
+        using var model = new FluxModel(Config);
+        using (no_grad()) foreach (var (k, v) in model.state_dict()) v.copy_(weights[k]);
+        return Inputs.Run(model, inputs);
+    }
+
+    /// <summary>
+    /// The loaded adapter, merged, must give every weight its expected value (≤ 1e-5) — sensitive even where a layer
+    /// barely moves the output — and the unmerged adapter the expected output.
+    /// </summary>
+    private static void AssertAdapterGives(FluxModel model, LoraAdapter lora, Dictionary<string, Tensor> expected, Inputs inputs)
+    {
+        using var expectedOutput = RunWith(expected, inputs);
+        using var baseline = RunWith(model.state_dict(), inputs);
+        Assert.True((expectedOutput - baseline).abs().max().item<float>() > 1e-3, "the adapter must matter");
+        using (var actual = Inputs.Run(model, inputs))
+            Assert.True((actual - expectedOutput).abs().max().item<float>() <= 1e-5, $"output max |diff| {(actual - expectedOutput).abs().max().item<float>()}");
+        lora.Merge();
+        foreach (var (key, value) in model.state_dict())
+            Assert.True((value - expected[key]).abs().max().item<float>() <= 1e-5, $"{key}: max |diff| {(value - expected[key]).abs().max().item<float>()}");
+        lora.Unmerge();
     }
 
     [Fact]
@@ -142,22 +162,22 @@ public sealed class AdapterFormatTests
             ["transformer.x_embedder.lora_B.weight"] = xB,
             ["text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight"] = tA,
             ["text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_B.weight"] = tB,
-        }, new Dictionary<string, string> { ["lora_adapter_metadata"] = """{"transformer.r": 2, "transformer.lora_alpha": 4}""" });
+        }, new Dictionary<string, string>
+        {
+            ["lora_adapter_metadata"] = """{"transformer.r": 2, "transformer.lora_alpha": 4, "transformer.alpha_pattern": {"proj_mlp": 6}}""",
+        });
 
-        // alpha 4 over each part's own rank: scale 2 for rank 2, 4/3 for rank 3.
-        using var expected = ExpectedWith(model, inputs,
+        // alpha 4 over each part's own rank (scale 2 for rank 2); proj_mlp has its own alpha, 6 over rank 3.
+        var expected = MergedWeights(model,
         [
             ("double_blocks.0.img_attn.qkv.weight", h, kB.matmul(kA) * 2),
-            ("single_blocks.0.linear1.weight", 3 * h, mB.matmul(mA) * (4.0 / 3)),
+            ("single_blocks.0.linear1.weight", 3 * h, mB.matmul(mA) * 2),
             ("final_layer.adaLN_modulation.1.weight", h, nB.narrow(0, 0, h).matmul(nA) * 2),
             ("final_layer.adaLN_modulation.1.weight", 0, nB.narrow(0, h, h).matmul(nA) * 2),
             ("img_in.weight", 0, xB.matmul(xA) * 2),
         ]);
         using var lora = LoraAdapter.Load(model, file);
-        using var actual = Inputs.Run(model, inputs);
-        using var baseline = ExpectedWith(model, inputs, []);
-        Assert.True((expected - baseline).abs().max().item<float>() > 1e-3, "the adapter must matter");
-        Assert.True((actual - expected).abs().max().item<float>() <= 1e-5, $"max |diff| {(actual - expected).abs().max().item<float>()}");
+        AssertAdapterGives(model, lora, expected, inputs);
     }
 
     [Fact]
@@ -181,7 +201,7 @@ public sealed class AdapterFormatTests
             ["lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight"] = tA,
             ["lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight"] = tB,
         });
-        using var expected = ExpectedWith(model, inputs,
+        var expected = MergedWeights(model,
         [
             ("double_blocks.0.txt_attn.qkv.weight", 0, qB.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32).matmul(qA.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32)) * 0.5),
             ("final_layer.adaLN_modulation.1.weight", 0, fB.matmul(fA)),
@@ -196,7 +216,11 @@ public sealed class AdapterFormatTests
         using var reader = SafeTensorsFile.Open(Path.Combine(dir, "out.safetensors"));
         using var output = reader.Read("out");
         Assert.True(Directory.EnumerateFiles(Path.Combine(dir, "transformer"), "*.safetensors").Count() > 1, "sharded");
-        Assert.True((output - expected).abs().max().item<float>() <= 1e-5, $"max |diff| {(output - expected).abs().max().item<float>()}");
+        using var expectedOutput = RunWith(expected, inputs);
+        Assert.True((output - expectedOutput).abs().max().item<float>() <= 1e-5, $"max |diff| {(output - expectedOutput).abs().max().item<float>()}");
+        // The same file loaded in-process, merged weight by weight.
+        using var lora = LoraAdapter.Load(model, Path.Combine(dir, "kohya.safetensors"));
+        AssertAdapterGives(model, lora, expected, inputs);
     }
 
     [Fact]

@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
 using Likeness.Engine.Flux;
 using Likeness.Engine.SafeTensors;
 using TorchSharp;
@@ -200,7 +202,7 @@ public static class AdapterFormats
     private static Dictionary<string, AdapterLayer> FromPeft(Dictionary<string, Tensor> t, IReadOnlyDictionary<string, string> metadata, FluxParams model)
     {
         string Strip(string k) => PeftPrefixes.FirstOrDefault(p => k.StartsWith(p, StringComparison.Ordinal)) is { } prefix ? k[prefix.Length..] : k;
-        var fileAlpha = DiffusersMetadataAlpha(metadata);
+        var alphaOf = DiffusersMetadataAlpha(metadata);
         var pieces = new Dictionary<string, (Tensor A, Tensor B, float Scale)>(StringComparer.Ordinal);
         foreach (var key in t.Keys.Where(k => k.EndsWith(".lora_A.weight", StringComparison.Ordinal) && !IsTextEncoderKey(k)))
         {
@@ -209,8 +211,9 @@ public static class AdapterFormats
             var b = t.GetValueOrDefault(stem + ".lora_B.weight") ?? throw new InvalidDataException($"'{stem}.lora_B.weight' is missing.");
             // Alpha: a per-layer ".alpha" tensor (converted kohya files), else diffusers' adapter metadata, else the rank.
             var rank = a.shape[0];
-            var alpha = t.TryGetValue(stem + ".alpha", out var alphaTensor) ? alphaTensor.item<float>() : fileAlpha ?? rank;
-            pieces[Strip(stem)] = (a, b, alpha / rank);
+            var path = Strip(stem);
+            var alpha = t.TryGetValue(stem + ".alpha", out var alphaTensor) ? alphaTensor.item<float>() : alphaOf(path) ?? rank;
+            pieces[path] = (a, b, alpha / rank);
         }
         var table = LayerTable(model);
         var known = table.Values.SelectMany(parts => parts.Select(p => p.Diffusers)).ToHashSet(StringComparer.Ordinal);
@@ -245,15 +248,27 @@ public static class AdapterFormats
     }
 
     /// <summary>
-    /// diffusers (≥ 0.34) writes the adapter config into the file's metadata as JSON under <c>lora_adapter_metadata</c>
-    /// (<c>transformer.lora_alpha</c>, <c>transformer.r</c>); older files have none, meaning alpha = rank.
+    /// diffusers (≥ 0.34) writes the PEFT adapter config into the file's metadata as JSON under
+    /// <c>lora_adapter_metadata</c>: <c>transformer.lora_alpha</c> for every layer, and <c>transformer.alpha_pattern</c>
+    /// mapping module names (matched at a dot boundary at the end of the path, as PEFT does) to their own alpha. Older
+    /// files have none, meaning alpha = rank. Returns the alpha for a diffusers layer path, or null.
     /// </summary>
-    private static float? DiffusersMetadataAlpha(IReadOnlyDictionary<string, string> metadata)
+    private static Func<string, float?> DiffusersMetadataAlpha(IReadOnlyDictionary<string, string> metadata)
     {
-        if (!metadata.TryGetValue("lora_adapter_metadata", out var json)) return null;
-        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        if (!metadata.TryGetValue("lora_adapter_metadata", out var json)) return _ => null;
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        float? global = null;
         foreach (var name in new[] { "transformer.lora_alpha", "lora_alpha" })
-            if (doc.RootElement.TryGetProperty(name, out var alpha) && alpha.TryGetDouble(out var value)) return (float)value;
-        return null;
+            if (root.TryGetProperty(name, out var alpha) && alpha.TryGetDouble(out var value)) { global = (float)value; break; }
+        var patterns = new List<(Regex Pattern, float Alpha)>();
+        foreach (var name in new[] { "transformer.alpha_pattern", "alpha_pattern" })
+        {
+            if (!root.TryGetProperty(name, out var table) || table.ValueKind != JsonValueKind.Object) continue;
+            foreach (var entry in table.EnumerateObject())
+                patterns.Add((new Regex($@"^(.*\.)?({entry.Name})$"), (float)entry.Value.GetDouble()));
+            break;
+        }
+        return path => patterns.FirstOrDefault(p => p.Pattern.IsMatch(path)) is { Pattern: not null } hit ? hit.Alpha : global;
     }
 }
