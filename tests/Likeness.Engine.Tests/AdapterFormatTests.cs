@@ -43,9 +43,16 @@ public sealed class AdapterFormatTests
         var exported = Path.Combine(Path.GetDirectoryName(native)!, $"{format}.safetensors");
         AdapterFormats.Convert(native, exported, format, Config);
         using (var reader = SafeTensorsFile.Open(exported)) Assert.Equal(format, AdapterFormats.Detect(reader.Keys));
+        Dictionary<string, Tensor> mergedNative;
+        using (var original = LoraAdapter.Load(model, native))
+        {
+            original.Merge();
+            mergedNative = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+        }
         using var lora = LoraAdapter.Load(model, exported);
         using var actual = Inputs.Run(model, inputs);
         Assert.True((actual - expected).abs().max().item<float>() <= 1e-5);
+        AssertAdapterGives(model, lora, mergedNative, inputs);
     }
 
     [Fact]
