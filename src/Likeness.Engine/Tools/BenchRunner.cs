@@ -17,11 +17,13 @@ public sealed record BenchResult(
     [property: JsonPropertyName("median_ms")] double MedianMs,
     [property: JsonPropertyName("model_gflops")] double ModelGflops,
     [property: JsonPropertyName("matmul_gflops")] double MatmulGflops,
-    [property: JsonPropertyName("ratio")] double Ratio);
+    [property: JsonPropertyName("ratio")] double Ratio,
+    [property: JsonPropertyName("matmul_bf16_gflops")] double MatmulBf16Gflops);
 
 /// <summary>
 /// <c>likeness engine bench</c>: times the transformer (forward, LoRA training step or full training step) on random
-/// weights and inputs, and a 4096² fp32 matmul in the same process, and reports achieved FLOP/s of each.
+/// weights and inputs, and a 4096² fp32 matmul in the same process, and reports achieved FLOP/s of each; also the
+/// same matmul in bf16, which says whether <c>--engine-precision bf16</c> pays on this CPU.
 /// </summary>
 public static class BenchRunner
 {
@@ -74,7 +76,8 @@ public static class BenchRunner
         var modelGflops = flops / (median / 1000) / 1e9;
         var matmulGflops = MatmulGflops();
         return new BenchResult(mode, batch, imgTokens, txtTokens, threads, Math.Round(median, 2),
-            Math.Round(modelGflops, 2), Math.Round(matmulGflops, 2), Math.Round(modelGflops / matmulGflops, 3));
+            Math.Round(modelGflops, 2), Math.Round(matmulGflops, 2), Math.Round(modelGflops / matmulGflops, 3),
+            Math.Round(MatmulGflops(dtype: ScalarType.BFloat16), 2));
     }
 
     /// <summary>2 FLOPs per multiply-add over every matmul of one forward, attention's QKᵀ and AV included.</summary>
@@ -91,10 +94,10 @@ public static class BenchRunner
         return 2 * macs;
     }
 
-    public static double MatmulGflops(int n = 4096)
+    public static double MatmulGflops(int n = 4096, ScalarType dtype = ScalarType.Float32)
     {
-        using var a = randn(n, n);
-        using var b = randn(n, n);
+        using var a = randn(n, n).to_type(dtype);
+        using var b = randn(n, n).to_type(dtype);
         var median = Median(() => { using var c = a.matmul(b); }, 3, 1);
         return 2.0 * n * n * n / (median / 1000) / 1e9;
     }
