@@ -1,8 +1,12 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json;
+using Likeness.Api;
+using Likeness.Core.Data;
 using Likeness.Core.Teams;
 using Likeness.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
 
 namespace Likeness.Tests;
 
@@ -111,6 +115,69 @@ public sealed class FailurePathTests
         Assert.Equal("generation_failed", generation.GetProperty("error").GetProperty("code").GetString());
         Assert.Equal(0, generation.GetProperty("creditsCharged").GetInt64());
         Assert.Equal(before, await worker.CreditsAsync());
+        Directory.Delete(data, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_lost_response_never_makes_a_second_generation_for_the_same_idempotency_key()
+    {
+        var data = Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
+        string loraId;
+        await using (var trainer = await LikenessServer.StartAsync(dataFolder: data))
+        {
+            loraId = await CreateAsync(trainer.Client, 30);
+            var (ready, _) = await trainer.WaitForLoraAsync(loraId, l => l.GetProperty("status").GetString() is "READY" or "FAILED");
+            Assert.Equal("READY", ready.GetProperty("status").GetString());
+        }
+
+        // No worker runs here: generations stay PENDING, so a synchronous call waits.
+        await using var api = await LikenessServer.StartAsync(Api(("Likeness:Generation:SyncWait", "00:00:30")), data);
+        var before = await api.CreditsAsync();
+        var body = $$$"""{"model":"flux-lora","prompt":"x","fluxLoraParams":{"loraId":"{{{loraId}}}","num_outputs":2,"num_inference_steps":4}}""";
+        HttpRequestMessage Request(string? key, bool respondAsync = false)
+        {
+            var r = new HttpRequestMessage(HttpMethod.Post, "/v2/images/generate") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            if (key is not null) r.Headers.Add("Idempotency-Key", key);
+            if (respondAsync) r.Headers.Add("Prefer", "respond-async");
+            return r;
+        }
+        Task<int> Generations() => api.WithDb(db => db.Generations.CountAsync(g => g.LoraId == loraId));
+        async Task<string> IdOf(HttpResponseMessage r) => (await r.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+
+        // 1. The client hangs up while the synchronous call waits: the generation was made and charged, the response lost.
+        using (var hangUp = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => api.Client.SendAsync(Request("hang-up"), hangUp.Token));
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!await api.WithDb(db => db.IdempotencyRecords.AnyAsync(r => r.Key == "hang-up" && r.Completed)) && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        var retry = await api.Client.SendAsync(Request("hang-up"));
+        Assert.Equal(HttpStatusCode.Accepted, retry.StatusCode);
+        Assert.Equal("true", retry.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(1, await Generations());
+        Assert.Equal(before - 4, await api.CreditsAsync());
+        var first = await IdOf(retry);
+        Assert.Equal(first, await api.WithDb(db => db.Generations.Where(g => g.LoraId == loraId).Select(g => g.Id).SingleAsync()));
+
+        // 2. The process died between its commit and its answer: the key's row names the generation, with no response.
+        var made = await api.Client.SendAsync(Request(null, respondAsync: true));
+        var second = await IdOf(made);
+        var teamId = (await api.GetJsonAsync("/v2/team")).GetProperty("id").GetString()!;
+        await api.WithDb(async db =>
+        {
+            var now = DateTime.UtcNow;
+            db.IdempotencyRecords.Add(new IdempotencyRecord
+            {
+                TeamId = teamId, Key = "crashed", Endpoint = "POST /v2/images/generate",
+                Fingerprint = Idempotency.Fingerprint("POST /v2/images/generate", [body]),
+                ResourceId = second, CreatedAt = now.AddMinutes(-11), ExpiresAt = now.AddHours(13),
+            });
+            return await db.SaveChangesAsync();
+        });
+        var recovered = await api.Client.SendAsync(Request("crashed"));
+        Assert.Equal(HttpStatusCode.Accepted, recovered.StatusCode);
+        Assert.Equal(second, await IdOf(recovered));
+        Assert.Equal(2, await Generations());
+        Assert.Equal(before - 8, await api.CreditsAsync());
         Directory.Delete(data, recursive: true);
     }
 }

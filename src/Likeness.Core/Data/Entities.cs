@@ -209,6 +209,11 @@ public sealed class IdempotencyRecord
     public int StatusCode { get; set; }
     public string? ResponseJson { get; set; }
     public string? Location { get; set; }
+    /// <summary>
+    /// The LoRA or generation the first request made, written in the transaction that made it: set while the response
+    /// is not (yet) stored means the work is done and must never be done twice.
+    /// </summary>
+    public string? ResourceId { get; set; }
     public DateTime CreatedAt { get; set; }
     public DateTime ExpiresAt { get; set; }
 }

@@ -10,7 +10,7 @@ namespace Likeness.Core.Generations;
 public enum GenerationRefusal { None, NotFound, Archived, NotReady, InsufficientCredits }
 
 /// <summary>Accepts a generation: in one transaction charges 2 credits per image, inserts it and queues its job.</summary>
-public sealed class GenerationCreation(LikenessDb db, TimeProvider clock, JobSignals signals)
+public sealed class GenerationCreation(LikenessDb db, TimeProvider clock, JobSignals signals, IdempotencyScope idempotency)
 {
     public const long CreditsPerImage = 2;
 
@@ -38,6 +38,7 @@ public sealed class GenerationCreation(LikenessDb db, TimeProvider clock, JobSig
             return (GenerationRefusal.InsufficientCredits, null);
         JobQueue.Enqueue(db, JobQueues.Generation, generation.Id, now);
         await db.SaveChangesAsync(ct);
+        await idempotency.RecordAsync(db, generation.Id, ct);
         await tx.CommitAsync(ct);
         signals.Notify(JobQueues.Generation);
         return (GenerationRefusal.None, generation);

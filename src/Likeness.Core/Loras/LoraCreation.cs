@@ -15,7 +15,7 @@ namespace Likeness.Core.Loras;
 /// so nothing is left behind and nothing is charged.
 /// </summary>
 public sealed class LoraCreation(LikenessDb db, IBlobStore blobs, TriggerWordGenerator triggerWords,
-    IImageGenerator engine, TimeProvider clock, JobSignals signals)
+    IImageGenerator engine, TimeProvider clock, JobSignals signals, IdempotencyScope idempotency)
 {
     public async Task<CreateResult> CreateAsync(string teamId, byte[] creatorKeyHash, NewLora request,
         IReadOnlyList<StagedPhoto> photos, CancellationToken ct)
@@ -73,6 +73,7 @@ public sealed class LoraCreation(LikenessDb db, IBlobStore blobs, TriggerWordGen
                 await db.SaveChangesAsync(ct);
                 if (!await CreditLedger.TryChargeAsync(db, teamId, LoraLifecycle.CreateFee, LedgerReasons.LoraCreate, now, ct, loraId: loraId))
                     return new CreateResult(CreateOutcome.InsufficientCredits, null);
+                await idempotency.RecordAsync(db, loraId, ct);
                 await tx.CommitAsync(ct);
                 return new CreateResult(CreateOutcome.Created, lora);
             }

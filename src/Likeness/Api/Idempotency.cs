@@ -10,9 +10,12 @@ namespace Likeness.Api;
 /// <summary>
 /// <c>Idempotency-Key</c> on the POSTs, per team, kept 24 h. The fingerprint is the request's parsed fields (and the
 /// SHA-256 of each file in order), so a retry with a new multipart boundary still matches. Only 2xx responses are
-/// kept; after a refusal the key may be used again.
+/// kept; after a refusal the key may be used again. The LoRA or generation a request makes is written on the key's
+/// row in the transaction that makes it (<see cref="IdempotencyScope"/>): when the response is lost — the client
+/// hung up during a synchronous generation, or the process died after the commit — a retry gets that resource as it
+/// now is, never a second one.
 /// </summary>
-public sealed class Idempotency(LikenessDb db, TimeProvider clock, IOptions<JsonOptions> json)
+public sealed class Idempotency(LikenessDb db, TimeProvider clock, IOptions<JsonOptions> json, IdempotencyScope scope)
 {
     public const string Header = "Idempotency-Key";
     private static readonly TimeSpan Lifetime = TimeSpan.FromHours(24);
@@ -34,18 +37,25 @@ public sealed class Idempotency(LikenessDb db, TimeProvider clock, IOptions<Json
         return null;
     }
 
-    public async Task<IResult> RunAsync(HttpContext http, string teamId, string endpoint, string fingerprint, Func<Task<IResult>> action)
+    /// <summary>
+    /// Runs <paramref name="action"/> once per key; <paramref name="render"/> answers for a resource the first request
+    /// made but whose response was lost (the resource as it now is).
+    /// </summary>
+    public async Task<IResult> RunAsync(HttpContext http, string teamId, string endpoint, string fingerprint, Func<Task<IResult>> action,
+        Func<string, Task<IResult>> render)
     {
         var key = http.Request.Headers[Header].ToString();
         if (key.Length == 0) return await action();
         var ct = http.RequestAborted;
         var now = clock.GetUtcNow().UtcDateTime;
 
-        var existing = await db.IdempotencyRecords.SingleOrDefaultAsync(r => r.TeamId == teamId && r.Key == key, ct);
-        if (existing is not null && (existing.ExpiresAt <= now || (!existing.Completed && existing.CreatedAt + Abandoned <= now)))
+        var existing = await db.IdempotencyRecords.AsNoTracking().SingleOrDefaultAsync(r => r.TeamId == teamId && r.Key == key, ct);
+        if (existing is not null && !existing.Completed && existing.CreatedAt + Abandoned <= now && existing.ResourceId is not null
+            && existing.Endpoint == endpoint && existing.Fingerprint == fingerprint)
+            return await CompleteFromResourceAsync(teamId, key, existing.ResourceId, render) ?? Replay(existing, endpoint, fingerprint);
+        if (existing is not null && (existing.ExpiresAt <= now || (!existing.Completed && existing.CreatedAt + Abandoned <= now && existing.ResourceId is null)))
         {
-            db.IdempotencyRecords.Remove(existing);
-            await db.SaveChangesAsync(ct);
+            await ForgetAsync(teamId, key);
             existing = null;
         }
         if (existing is not null) return Replay(existing, endpoint, fingerprint);
@@ -64,24 +74,44 @@ public sealed class Idempotency(LikenessDb db, TimeProvider clock, IOptions<Json
             return Replay(raced, endpoint, fingerprint);
         }
 
+        scope.Current = (teamId, key);
         IResult result;
         try { result = await action(); }
         catch
         {
-            await ForgetAsync(teamId, key);
+            await SettleAsync(teamId, key, render);
             throw;
         }
-        if (result is JsonResponse { StatusCode: >= 200 and < 300 } ok)
-        {
-            await db.IdempotencyRecords.Where(r => r.TeamId == teamId && r.Key == key)
-                .ExecuteUpdateAsync(s => s
-                    .SetProperty(r => r.Completed, true)
-                    .SetProperty(r => r.StatusCode, ok.StatusCode!.Value)
-                    .SetProperty(r => r.ResponseJson, ok.Serialize(json.Value.SerializerOptions))
-                    .SetProperty(r => r.Location, ok.Location), CancellationToken.None);
-        }
-        else await ForgetAsync(teamId, key);
+        if (result is JsonResponse { StatusCode: >= 200 and < 300 } ok) await StoreAsync(teamId, key, ok);
+        else await SettleAsync(teamId, key, render);
         return result;
+    }
+
+    private Task StoreAsync(string teamId, string key, JsonResponse ok) =>
+        db.IdempotencyRecords.Where(r => r.TeamId == teamId && r.Key == key)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(r => r.Completed, true)
+                .SetProperty(r => r.StatusCode, ok.StatusCode!.Value)
+                .SetProperty(r => r.ResponseJson, ok.Serialize(json.Value.SerializerOptions))
+                .SetProperty(r => r.Location, ok.Location), CancellationToken.None);
+
+    /// <summary>
+    /// After a failed or refused attempt: a key whose request made nothing may be used again; one whose request made
+    /// its resource (and then failed to answer) keeps that resource as its response.
+    /// </summary>
+    private async Task SettleAsync(string teamId, string key, Func<string, Task<IResult>> render)
+    {
+        var resourceId = await db.IdempotencyRecords.AsNoTracking().Where(r => r.TeamId == teamId && r.Key == key)
+            .Select(r => r.ResourceId).SingleOrDefaultAsync(CancellationToken.None);
+        if (resourceId is null || await CompleteFromResourceAsync(teamId, key, resourceId, render) is null) await ForgetAsync(teamId, key);
+    }
+
+    /// <summary>Stores the resource's current representation as the key's response and replays it; null if it cannot.</summary>
+    private async Task<IResult?> CompleteFromResourceAsync(string teamId, string key, string resourceId, Func<string, Task<IResult>> render)
+    {
+        if (await render(resourceId) is not JsonResponse { StatusCode: >= 200 and < 300 } ok) return null;
+        await StoreAsync(teamId, key, ok);
+        return new ReplayResult(ok.StatusCode!.Value, ok.Serialize(json.Value.SerializerOptions), ok.Location);
     }
 
     private Task ForgetAsync(string teamId, string key) =>

@@ -80,6 +80,12 @@ public static class ImageEndpoints
                 var current = GenerationResponse.From(await Load(db, generation.Id, ct), links);
                 var headers = respondAsync ? new Dictionary<string, string> { ["Preference-Applied"] = "respond-async" } : null;
                 return new JsonResponse(StatusCodes.Status202Accepted, current, location, headers);
+            }, async id =>
+            {
+                // The generation as it now is: 200 once finished, 202 while it runs.
+                var g = await Load(db, id, CancellationToken.None);
+                return new JsonResponse(GenerationStatus.IsTerminal(g.Status) ? StatusCodes.Status200OK : StatusCodes.Status202Accepted,
+                    GenerationResponse.From(g, links), $"/v2/images/{id}");
             });
         }
     }

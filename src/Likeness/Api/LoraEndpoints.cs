@@ -29,7 +29,7 @@ public static class LoraEndpoints
         return group;
     }
 
-    private static async Task<IResult> Create(HttpContext http, LoraCreation creation, Idempotency idempotency,
+    private static async Task<IResult> Create(HttpContext http, LikenessDb db, LoraCreation creation, Idempotency idempotency,
         WebhookTargetPolicy webhookPolicy, IOptions<LikenessOptions> options, ILoggerFactory logs)
     {
         var caller = http.Caller();
@@ -94,13 +94,14 @@ public static class LoraEndpoints
                     CreateOutcome.InsufficientCredits => Problems.Of(402, "insufficient_credits",
                         $"Starting a training costs {LoraLifecycle.CreateFee} credits now and {LoraLifecycle.TrainingFee} more when training starts; the team's balance is too low."),
                     CreateOutcome.ConcurrencyLimit => ConcurrencyLimit(http),
-                    _ => new JsonResponse(StatusCodes.Status202Accepted,
-                        new LoraCreated(result.Lora!.Id, result.Lora.Status, result.Lora.ImageCount),
-                        location: $"/v2/loras/{result.Lora.Id}"),
+                    _ => Created(result.Lora!),
                 };
-            });
+            }, async id => Created(await db.Loras.AsNoTracking().SingleAsync(l => l.Id == id, CancellationToken.None)));
         }
     }
+
+    private static JsonResponse Created(Lora lora) =>
+        new(StatusCodes.Status202Accepted, new LoraCreated(lora.Id, lora.Status, lora.ImageCount), location: $"/v2/loras/{lora.Id}");
 
     private static IResult ConcurrencyLimit(HttpContext http)
     {

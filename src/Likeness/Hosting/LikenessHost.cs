@@ -131,6 +131,7 @@ public static class LikenessHost
         services.AddScoped<LoraCreation>();
         services.AddScoped<GenerationCreation>();
         services.AddScoped<Idempotency>();
+        services.AddScoped<IdempotencyScope>();
         services.AddLikenessWebhooks(configuration);
         services.AddLocalEngine(options.EnginePreset, options.Models, options.EngineThreads, options.EnginePrecision, options.EngineDevice);
 

@@ -180,6 +180,9 @@ namespace Likeness.Core.Data.Migrations.Postgres
                     b.Property<string>("Location")
                         .HasColumnType("text");
 
+                    b.Property<string>("ResourceId")
+                        .HasColumnType("text");
+
                     b.Property<string>("ResponseJson")
                         .HasColumnType("text");
 

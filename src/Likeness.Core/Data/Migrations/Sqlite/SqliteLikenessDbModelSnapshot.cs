@@ -173,6 +173,9 @@ namespace Likeness.Core.Data.Migrations.Sqlite
                     b.Property<string>("Location")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("ResourceId")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("ResponseJson")
                         .HasColumnType("TEXT");
 
