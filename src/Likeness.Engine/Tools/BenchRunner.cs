@@ -27,11 +27,13 @@ public sealed record BenchResult(
 /// </summary>
 public static class BenchRunner
 {
-    public static BenchResult Run(FluxParams p, string mode, int batch, int imgTokens, int txtTokens, int threads, int iterations = 7, int warmup = 2)
+    public static BenchResult Run(FluxParams p, string mode, int batch, int imgTokens, int txtTokens, int threads, int iterations = 7, int warmup = 2,
+        bool checkpointing = false)
     {
         if (mode is not ("forward" or "train-lora" or "train-full")) throw new ArgumentException("mode is forward, train-lora or train-full.");
         set_num_threads(threads);
         using var model = FluxModel.CreateInitialized(p, 1);
+        model.GradientCheckpointing = checkpointing;
         var g = new Generator(2, device("cpu"));
         using var img = randn([batch, imgTokens, p.InChannels], generator: g);
         var side = (long)Math.Ceiling(Math.Sqrt(imgTokens));

@@ -23,7 +23,8 @@ public sealed record LoraTrainingOptions(
     double CaptionDropout = 0.05,
     double GradClip = 1.0,
     double WeightDecay = 0.0,
-    float TrainingGuidance = 1.0f);
+    float TrainingGuidance = 1.0f,
+    bool? GradientCheckpointing = null);
 
 public sealed record LoraTrainingProgress(int Step, int TotalSteps, double Loss, TimeSpan? Eta);
 
@@ -56,6 +57,9 @@ public sealed class LoraTrainer(FluxModels models)
             var checkpoint = new Checkpoint(Path.Combine(o.WorkDirectory, "checkpoint"));
             var (start, lossEma) = checkpoint.TryRestore(adapter, optimizer);
 
+            // Full-size presets recompute each block in the backward instead of keeping its activations (tens of GB
+            // at 1024²); flux-tiny's are small enough to keep.
+            transformer.GradientCheckpointing = o.GradientCheckpointing ?? !models.Preset.IsTiny;
             transformer.train();
             var watch = Stopwatch.StartNew();
             var lastLoss = double.NaN;
@@ -110,6 +114,7 @@ public sealed class LoraTrainer(FluxModels models)
         }
         finally
         {
+            transformer.GradientCheckpointing = false;
             transformer.eval();
             cache.Dispose();
         }

@@ -76,15 +76,17 @@ internal static class EngineCommand
         var imgTokens = new Option<int>("--img-tokens") { DefaultValueFactory = _ => 256 };
         var txtTokens = new Option<int>("--txt-tokens") { DefaultValueFactory = _ => 128 };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => Environment.ProcessorCount };
+        var checkpointing = new Option<bool>("--checkpointing") { Description = "Gradient checkpointing in the training modes (recompute each block in the backward)." };
         var command = new Command("bench", "Time the transformer and report its FLOP/s against a 4096² matmul, as one JSON object.")
         {
-            preset, config, mode, batch, imgTokens, txtTokens, threads,
+            preset, config, mode, batch, imgTokens, txtTokens, threads, checkpointing,
         };
         command.SetAction(r =>
         {
             var p = r.GetValue(config) is { } file ? FluxParams.FromJson(File.ReadAllText(file.FullName))
                 : FluxPreset.ByName(r.GetValue(preset) ?? "tiny").Transformer;
-            var result = BenchRunner.Run(p, r.GetValue(mode)!, r.GetValue(batch), r.GetValue(imgTokens), r.GetValue(txtTokens), r.GetValue(threads));
+            var result = BenchRunner.Run(p, r.GetValue(mode)!, r.GetValue(batch), r.GetValue(imgTokens), r.GetValue(txtTokens), r.GetValue(threads),
+                checkpointing: r.GetValue(checkpointing));
             Console.WriteLine(JsonSerializer.Serialize(result));
             return 0;
         });
