@@ -6,11 +6,11 @@ namespace Likeness.Engine;
 /// <summary>
 /// The engine's weight precision. As the reference runs FLUX: bf16 weights and activations on CUDA, with RMSNorm,
 /// RoPE, softmax, the timestep embedding and the training loss computed in fp32 inside the layers; fp32 throughout
-/// on the CPU unless bf16 is asked for (half the memory, slower on most CPUs).
+/// on the CPU unless bf16 is asked for (half the memory; faster only on CPUs with bf16 matrix instructions).
 /// </summary>
 public static class Precision
 {
-    public const string Auto = "auto", Fp32 = "fp32", Bf16 = "bf16";
+    private const string Auto = "auto", Fp32 = "fp32", Bf16 = "bf16";
 
     /// <summary>The dtype for a setting (<c>auto</c>, <c>fp32</c>, <c>bf16</c>) on a device.</summary>
     public static ScalarType For(Device device, string? setting) => setting?.ToLowerInvariant() switch
@@ -20,8 +20,6 @@ public static class Precision
         Bf16 => ScalarType.BFloat16,
         _ => throw new ArgumentException($"Unknown precision '{setting}': auto, fp32 or bf16."),
     };
-
-    public static string Name(ScalarType dtype) => dtype == ScalarType.BFloat16 ? Bf16 : Fp32;
 
     /// <summary>
     /// Converts a freshly built part of a network to <paramref name="dtype"/> in place. Networks convert part by part
