@@ -28,8 +28,9 @@ public sealed class FluxModels : IDisposable
 
     /// <summary>
     /// flux-tiny is made from its fixed seed (the same weights on every machine). flux-dev and flux-schnell read
-    /// their published weights from <paramref name="modelsFolder"/> (see <see cref="ModelFolder"/>); without them
-    /// this fails and says which files are missing. <paramref name="dtype"/> defaults to bf16 on CUDA, fp32 on CPU.
+    /// their published weights from <paramref name="modelsFolder"/> (see <see cref="ModelFolder"/>), at the
+    /// dimensions the folder states (<see cref="ModelConfigs"/>); without them this fails and says which files are
+    /// missing. <paramref name="dtype"/> defaults to bf16 on CUDA, fp32 on CPU.
     /// </summary>
     public static FluxModels Load(FluxPreset preset, string? modelsFolder, Device? device = null, ScalarType? dtype = null)
     {
@@ -46,6 +47,8 @@ public sealed class FluxModels : IDisposable
         }
 
         var files = ModelFolder.Locate(preset, modelsFolder);
+        // The folder's own dimensions (config.json files, or the transformer file's shapes) over the preset's.
+        preset = ModelConfigs.Resolve(preset, files);
         FluxModel? model = null;
         AutoEncoder? autoencoder = null;
         try

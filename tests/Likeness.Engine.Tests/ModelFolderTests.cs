@@ -197,13 +197,60 @@ public sealed class ModelFolderTests
     }
 
     [Fact]
-    public void A_transformer_of_another_size_is_refused_with_the_key_and_shapes()
+    public void A_transformer_file_states_its_own_dimensions_and_networks_that_do_not_fit_are_refused()
     {
         var folder = Directory.CreateTempSubdirectory().FullName;
         using (WriteFolder(folder, diffusersTransformer: false)) { }
-        var wider = TinyDev with { Transformer = FluxParams.Tiny with { HiddenSize = 64, NumHeads = 2, AxesDim = [8, 12, 12] } };
-        var error = Assert.Throws<InvalidDataException>(() => FluxModels.Load(wider, folder));
-        Assert.Contains("expected [", error.Message);
+        // The preset says 64 wide; the file's shapes say 128 with 2 double and 4 single blocks: the file wins.
+        var other = TinyDev with { Transformer = FluxParams.Tiny with { HiddenSize = 64, NumHeads = 2, Depth = 5 } };
+        using (var models = FluxModels.Load(other, folder))
+        {
+            var p = models.Transformer.Params;
+            Assert.Equal((128, 4, 2, 4, 128, 128), (p.HiddenSize, p.NumHeads, p.Depth, p.DepthSingleBlocks, p.ContextInDim, p.VecInDim));
+            Assert.Equal(FluxParams.Tiny.AxesDim, p.AxesDim);
+        }
+        var narrowT5 = TinyDev with { T5 = T5Params.Tiny with { DModel = 64 } };
+        var error = Assert.Throws<InvalidDataException>(() => FluxModels.Load(narrowT5, folder));
+        Assert.Contains("do not fit together", error.Message);
+    }
+
+    [Fact]
+    public void The_real_flux_dev_preset_takes_its_dimensions_from_the_folders_config_files()
+    {
+        var folder = Directory.CreateTempSubdirectory().FullName;
+        using var sources = WriteFolder(folder, diffusersTransformer: true);
+        // As the published repository has them: transformer/config.json (written with the shards), and these.
+        var clip = TinyDev.Clip;
+        var t5 = TinyDev.T5;
+        var ae = TinyDev.Autoencoder;
+        File.WriteAllText(Path.Combine(folder, "text_encoder", "config.json"), JsonSerializer.Serialize(new
+        {
+            architectures = new[] { "CLIPTextModel" }, hidden_act = "quick_gelu", hidden_size = clip.Hidden, intermediate_size = clip.Mlp,
+            max_position_embeddings = clip.MaxPositions, num_attention_heads = clip.Heads, num_hidden_layers = clip.Layers, vocab_size = clip.VocabSize,
+        }));
+        File.WriteAllText(Path.Combine(folder, "text_encoder_2", "config.json"), JsonSerializer.Serialize(new
+        {
+            architectures = new[] { "T5EncoderModel" }, d_ff = t5.DFf, d_kv = t5.DKv, d_model = t5.DModel, feed_forward_proj = "gated-gelu",
+            num_heads = t5.NumHeads, num_layers = t5.NumLayers, relative_attention_num_buckets = 32, relative_attention_max_distance = 128, vocab_size = t5.VocabSize,
+        }));
+        Directory.CreateDirectory(Path.Combine(folder, "vae"));
+        File.WriteAllText(Path.Combine(folder, "vae", "config.json"), JsonSerializer.Serialize(new
+        {
+            _class_name = "AutoencoderKL", block_out_channels = ae.ChMult.Select(m => m * ae.Ch).ToArray(), in_channels = 3, out_channels = 3,
+            latent_channels = ae.ZChannels, layers_per_block = ae.NumResBlocks, scaling_factor = 0.3611, shift_factor = 0.1159,
+        }));
+
+        using var models = FluxModels.Load(FluxPreset.Dev, folder);
+        Assert.Equal("flux-dev", models.Preset.Name);
+        Assert.True(SameState(sources.Transformer, models.Transformer));
+        Assert.True(SameState(sources.Autoencoder, models.Autoencoder));
+        Assert.Equal(TinyDev.Clip, models.Preset.Clip);
+        Assert.Equal(TinyDev.T5, models.Preset.T5);
+        var (txt, vec) = models.Text.Encode(["a photo of"]);
+        using (txt) using (vec) Assert.Equal([1L, 512, 128], txt.shape);
+
+        File.WriteAllText(Path.Combine(folder, "text_encoder_2", "config.json"), """{"d_model": 128, "feed_forward_proj": "relu"}""");
+        Assert.Throws<NotSupportedException>(() => FluxModels.Load(FluxPreset.Dev, folder));
     }
 
     [Fact]

@@ -81,7 +81,28 @@ public static class AdapterFormats
         using var reader = SafeTensorsFile.Open(nativePath);
         var tensors = reader.Keys.ToDictionary(k => k, k => reader.Read(k, ScalarType.Float32), StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(reader.Metadata);
-        Write(outputPath, format, FromNative(tensors, reader.Metadata), model, metadata);
+        var layers = FromNative(tensors, reader.Metadata);
+        Write(outputPath, format, layers, Fit(model, layers), metadata);
+    }
+
+    /// <summary>
+    /// The widths and block counts the layers themselves show (an adapter trained on a model folder of other sizes
+    /// than its preset's): the hidden width from a qkv's input, the MLP width from linear1's rows, the counts from the
+    /// highest block index. These decide how fused layers split.
+    /// </summary>
+    private static FluxParams Fit(FluxParams model, IReadOnlyDictionary<string, AdapterLayer> layers)
+    {
+        int Highest(string blocks) => layers.Keys.Where(k => k.StartsWith(blocks, StringComparison.Ordinal))
+            .Select(k => int.Parse(k[blocks.Length..].Split('.')[0], CultureInfo.InvariantCulture)).DefaultIfEmpty(-1).Max();
+        var qkv = layers.FirstOrDefault(kv => kv.Key.EndsWith(".img_attn.qkv", StringComparison.Ordinal)).Value;
+        var linear1 = layers.FirstOrDefault(kv => kv.Key.EndsWith(".linear1", StringComparison.Ordinal)).Value;
+        var hidden = (int)(qkv?.A.shape[1] ?? linear1?.A.shape[1] ?? model.HiddenSize);
+        var mlpRatio = linear1 is null ? model.MlpRatio : (double)(linear1.B.shape[0] - 3 * hidden) / hidden;
+        return model with
+        {
+            HiddenSize = hidden, MlpRatio = mlpRatio,
+            Depth = Math.Max(model.Depth, Highest("double_blocks.") + 1), DepthSingleBlocks = Math.Max(model.DepthSingleBlocks, Highest("single_blocks.") + 1),
+        };
     }
 
     private static readonly string[] NativePrefixes = [FluxModel.CheckpointPrefix, "diffusion_model."];
