@@ -111,6 +111,9 @@ public sealed class AutoencoderAndTextTests
         Assert.True(txtA.equal(txtB).all().item<bool>());
         Assert.True(vecA.equal(vecB).all().item<bool>());
         Assert.False(vecA[0].allclose(vecA[1]));
+        a.MoveTo(CPU); // what training does on a GPU once captions are cached (here CPU to CPU)
+        var (txtC, vecC) = a.Encode(["a photo of ZOKRA", "something else"]);
+        Assert.True(txtC.equal(txtA).all().item<bool>() && vecC.equal(vecA).all().item<bool>());
     }
 
     [Fact]

@@ -14,7 +14,7 @@ public sealed class TextConditioner : IDisposable
     private readonly ClipTextModel _clip;
     private readonly ITextTokenizer _t5Tokenizer;
     private readonly ITextTokenizer _clipTokenizer;
-    private readonly Device _device;
+    private Device _device;
 
     public int MaxT5Tokens { get; }
 
@@ -28,6 +28,14 @@ public sealed class TextConditioner : IDisposable
         _device = device ?? CPU;
         _t5.eval();
         _clip.eval();
+    }
+
+    /// <summary>Moves both encoders (in place) to <paramref name="device"/>; prompts are then encoded there.</summary>
+    public void MoveTo(Device device)
+    {
+        _t5.to(device);
+        _clip.to(device);
+        _device = device;
     }
 
     public (Tensor Txt, Tensor Vec) Encode(IReadOnlyList<string> prompts)

@@ -49,6 +49,10 @@ public sealed class LoraTrainer(FluxModels models)
         foreach (var p in transformer.parameters()) p.requires_grad = false;
 
         var cache = LoadOrBuildCache(manifest, Path.Combine(o.WorkDirectory, "cache.safetensors"));
+        // With the captions cached, the text encoders (T5-XXL alone ≈ 9.5 GB in bf16) have nothing to do until the
+        // training ends: on a GPU they wait in host memory and come back for generation.
+        var offload = device.type != DeviceType.CPU;
+        if (offload) models.Text.MoveTo(CPU);
         try
         {
             using var adapter = LoraAdapter.Create(transformer, o.Rank, seed: o.Seed);
@@ -114,6 +118,7 @@ public sealed class LoraTrainer(FluxModels models)
         }
         finally
         {
+            if (offload) models.Text.MoveTo(device);
             transformer.GradientCheckpointing = false;
             transformer.eval();
             cache.Dispose();
