@@ -28,6 +28,17 @@ public sealed class FailurePathTests
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
     }
 
+    /// <summary>A READY LoRA trained by a full server in a fresh data folder, which outlives that server.</summary>
+    private static async Task<(string Data, string LoraId)> ReadyLoraAsync(int seed)
+    {
+        var data = LikenessServer.NewDataFolder();
+        await using var trainer = await LikenessServer.StartAsync(dataFolder: data);
+        var loraId = await CreateAsync(trainer.Client, seed);
+        var (ready, _) = await trainer.WaitForLoraAsync(loraId, l => l.GetProperty("status").GetString() is "READY" or "FAILED");
+        Assert.Equal("READY", ready.GetProperty("status").GetString());
+        return (data, loraId);
+    }
+
     [Fact]
     public async Task A_team_that_cannot_pay_for_training_gets_insufficient_credits_and_its_upload_fee_back()
     {
@@ -48,7 +59,7 @@ public sealed class FailurePathTests
     [Fact]
     public async Task Photos_lost_from_storage_fail_the_dataset_and_refund_the_upload_fee()
     {
-        var data = Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
+        var data = LikenessServer.NewDataFolder();
         string id;
         long before;
         await using (var api = await LikenessServer.StartAsync(Api(), data))
@@ -69,14 +80,7 @@ public sealed class FailurePathTests
     [Fact]
     public async Task A_generation_whose_adapter_was_purged_fails_with_a_full_refund_and_a_busy_idempotency_key_is_409()
     {
-        var data = Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
-        string loraId;
-        await using (var trainer = await LikenessServer.StartAsync(dataFolder: data))
-        {
-            loraId = await CreateAsync(trainer.Client, 20);
-            var (ready, _) = await trainer.WaitForLoraAsync(loraId, l => l.GetProperty("status").GetString() is "READY" or "FAILED");
-            Assert.Equal("READY", ready.GetProperty("status").GetString());
-        }
+        var (data, loraId) = await ReadyLoraAsync(20);
 
         string generationId;
         long before;
@@ -121,14 +125,7 @@ public sealed class FailurePathTests
     [Fact]
     public async Task A_lost_response_never_makes_a_second_generation_for_the_same_idempotency_key()
     {
-        var data = Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
-        string loraId;
-        await using (var trainer = await LikenessServer.StartAsync(dataFolder: data))
-        {
-            loraId = await CreateAsync(trainer.Client, 30);
-            var (ready, _) = await trainer.WaitForLoraAsync(loraId, l => l.GetProperty("status").GetString() is "READY" or "FAILED");
-            Assert.Equal("READY", ready.GetProperty("status").GetString());
-        }
+        var (data, loraId) = await ReadyLoraAsync(30);
 
         // No worker runs here: generations stay PENDING, so a synchronous call waits.
         await using var api = await LikenessServer.StartAsync(Api(("Likeness:Generation:SyncWait", "00:00:30")), data);

@@ -11,7 +11,7 @@ public sealed class RestartTests
     [Fact]
     public async Task A_training_whose_process_was_killed_is_resumed_after_restart_with_an_exact_ledger()
     {
-        var data = Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
+        var data = LikenessServer.NewDataFolder();
         var url = $"http://127.0.0.1:{LikenessServer.FreePort()}";
         string[] args = ["serve", "--data", data, "--urls", url, "--allow-private-webhooks"];
         try

@@ -24,7 +24,7 @@ public sealed class ScaleOutTests
         await using var pg = await PostgresDatabase.CreateAsync();
         await using var receiver = await WebhookReceiver.StartAsync();
         var blobs = S3Endpoint.FreshSetting();
-        var root = Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
+        var root = LikenessServer.NewDataFolder();
         string[] Shared(string name) => ["--database", pg.ConnectionString, "--blobs", blobs, "--data", Path.Combine(root, name), "--allow-private-webhooks"];
 
         var created = await LikenessProcess.RunAsync(["teams", "create", "--name", "scale", "--credits", "100000", "--max-concurrent-trainings", "10", .. Shared("admin")]);

@@ -12,7 +12,7 @@ public sealed class ShutdownTests
     [Fact]
     public async Task A_graceful_stop_hands_the_running_training_back_and_the_next_start_finishes_it()
     {
-        var data = Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
+        var data = LikenessServer.NewDataFolder();
         string id;
         long before;
         await using (var first = await LikenessServer.StartAsync(dataFolder: data))

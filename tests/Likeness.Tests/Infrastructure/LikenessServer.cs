@@ -37,11 +37,14 @@ public sealed class LikenessServer : IAsyncDisposable
     public string ApiKey { get; }
     public HttpClient Client { get; }
 
+    /// <summary>A fresh folder path under the temp directory for one test's data (not yet created).</summary>
+    public static string NewDataFolder() => Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
+
     /// <summary>Starts a server; with <paramref name="dataFolder"/> given, the folder outlives it (for restarts on the same data).</summary>
     public static async Task<LikenessServer> StartAsync(IDictionary<string, string?>? settings = null, string? dataFolder = null)
     {
         var keepData = dataFolder is not null;
-        dataFolder ??= Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
+        dataFolder ??= NewDataFolder();
         Directory.CreateDirectory(dataFolder);
         var overrides = new Dictionary<string, string?>
         {
