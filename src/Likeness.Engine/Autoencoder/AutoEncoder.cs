@@ -286,17 +286,9 @@ public sealed class AutoEncoder : nn.Module
     public static AutoEncoder CreateInitialized(AutoEncoderParams p, long seed, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var ae = new AutoEncoder(p, device);
-        using var noGrad = no_grad();
-        using var generator = new Generator((ulong)seed, torch.device("cpu"));
-        foreach (var (name, parameter) in ae.named_parameters().OrderBy(x => x.name, StringComparer.Ordinal))
-        {
-            if (name.Contains("norm")) { if (name.EndsWith("weight")) parameter.fill_(1); else parameter.zero_(); continue; }
-            if (name.EndsWith(".bias")) { parameter.zero_(); continue; }
-            // He-style scale for convolutions keeps activations in range through the stack.
-            var fanIn = parameter.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
-            using var values = randn(parameter.shape, generator: generator) * Math.Sqrt(1.0 / fanIn);
-            parameter.copy_(values);
-        }
+        // He-style scale for convolutions keeps activations in range through the stack.
+        SeededWeights.Fill(ae, seed, (name, parameter) => SeededWeights.NormsAndBiasesFixed(name, parameter,
+            (_, w) => Math.Sqrt(1.0 / w.shape.Skip(1).Aggregate(1L, (a, b) => a * b))));
         return ae.In(dtype);
     }
 

@@ -101,22 +101,10 @@ public sealed class FluxModel : nn.Module
     }
 
     /// <summary>Linear weights ~ N(0, 0.02²) (modulation and output layers smaller), biases zero, norm scales one.</summary>
-    public void InitializeWeights(long seed)
-    {
-        using var noGrad = no_grad();
-        using var generator = new Generator((ulong)seed, device("cpu"));
-        foreach (var (name, parameter) in named_parameters().OrderBy(p => p.name, StringComparer.Ordinal))
-        {
-            if (name.EndsWith(".scale", StringComparison.Ordinal)) parameter.fill_(1);
-            else if (name.EndsWith(".bias", StringComparison.Ordinal)) parameter.zero_();
-            else
-            {
-                var std = name.StartsWith("final_layer", StringComparison.Ordinal) || name.Contains("mod") ? 0.01 : 0.02;
-                using var values = randn(parameter.shape, generator: generator) * std;
-                parameter.copy_(values);
-            }
-        }
-    }
+    public void InitializeWeights(long seed) => SeededWeights.Fill(this, seed, (name, _) =>
+        name.EndsWith(".scale", StringComparison.Ordinal) ? Init.One
+        : name.EndsWith(".bias", StringComparison.Ordinal) ? Init.Zero
+        : Init.Normal(name.StartsWith("final_layer", StringComparison.Ordinal) || name.Contains("mod") ? 0.01 : 0.02));
 
     /// <summary>
     /// Loads the transformer from any published form: one safetensors file, a folder of shards (or its

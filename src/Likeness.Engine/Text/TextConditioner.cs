@@ -90,19 +90,9 @@ public sealed class TextConditioner : IDisposable
         }
     }
 
-    private static void Initialize(nn.Module module, long seed)
-    {
-        using var noGrad = no_grad();
-        using var generator = new Generator((ulong)seed, torch.device("cpu"));
-        foreach (var (name, parameter) in module.named_parameters().OrderBy(x => x.name, StringComparer.Ordinal))
-        {
-            if (name.Contains("norm")) { if (name.EndsWith("weight")) parameter.fill_(1); else parameter.zero_(); continue; }
-            if (name.EndsWith(".bias")) { parameter.zero_(); continue; }
-            var std = name.Contains("embedding") || name.StartsWith("shared") ? 0.5 : 1.0 / Math.Sqrt(parameter.shape[^1]);
-            using var values = randn(parameter.shape, generator: generator) * std;
-            parameter.copy_(values);
-        }
-    }
+    private static void Initialize(nn.Module module, long seed) => SeededWeights.Fill(module, seed, (name, parameter) =>
+        SeededWeights.NormsAndBiasesFixed(name, parameter,
+            (n, w) => n.Contains("embedding") || n.StartsWith("shared", StringComparison.Ordinal) ? 0.5 : 1.0 / Math.Sqrt(w.shape[^1])));
 
     public void Dispose()
     {
