@@ -16,8 +16,9 @@ public sealed record GenerateOptions(string? AdapterPath, string Prompt, int Wid
 /// flux-dev would not fit one GPU): training and generation then take turns, and a training first takes off the
 /// adapter the last generation left attached. Each set serves one job at a time.
 /// </summary>
-public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? device = null, string? precision = null) : IDisposable
+public sealed class FluxEngine : IDisposable
 {
+    private readonly string? _modelsFolder;
     private readonly Lock _generateLock = new();
     private readonly Lock _trainLock = new();
     private FluxModels? _trainModels;
@@ -25,7 +26,17 @@ public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? 
     private LoraAdapter? _adapter;
     private string? _adapterKey;
 
-    public FluxPreset Preset { get; } = preset;
+    public FluxPreset Preset { get; }
+
+    /// <param name="device">Null: see <see cref="DeviceFor"/>.</param>
+    /// <param name="precision"><c>auto</c> (or null), <c>fp32</c> or <c>bf16</c> (see <see cref="Precision"/>).</param>
+    public FluxEngine(FluxPreset preset, string? modelsFolder, Device? device = null, string? precision = null)
+    {
+        Preset = preset;
+        _modelsFolder = modelsFolder;
+        Device = device ?? DeviceFor(null);
+        Dtype = Precision.For(Device, precision);
+    }
 
     /// <summary>
     /// The device for a setting: <c>auto</c> (or unset) is CUDA when libtorch finds a GPU (a build with the CUDA
@@ -40,10 +51,10 @@ public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? 
     }
 
     /// <summary>CUDA when libtorch finds a GPU (a build with the CUDA runtime package), else the CPU.</summary>
-    public Device Device { get; } = device ?? DeviceFor(null);
+    public Device Device { get; }
 
-    /// <summary><c>auto</c> (or unset): bf16 on CUDA, fp32 on the CPU; or <c>fp32</c> / <c>bf16</c> (see <see cref="Precision"/>).</summary>
-    public ScalarType Dtype { get; } = Precision.For(device ?? DeviceFor(null), precision);
+    /// <summary>bf16 on CUDA and fp32 on the CPU unless the precision says otherwise.</summary>
+    public ScalarType Dtype { get; }
 
     private bool Shared => !Preset.IsTiny;
 
@@ -54,10 +65,10 @@ public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? 
             FluxModels models;
             if (Shared)
             {
-                models = _generateModels ??= FluxModels.Load(Preset, modelsFolder, Device, Dtype);
+                models = _generateModels ??= FluxModels.Load(Preset, _modelsFolder, Device, Dtype);
                 UseAdapter(models, null);
             }
-            else models = _trainModels ??= FluxModels.Load(Preset, modelsFolder, Device, Dtype);
+            else models = _trainModels ??= FluxModels.Load(Preset, _modelsFolder, Device, Dtype);
             return new LoraTrainer(models).Train(options, progress, ct);
         }
     }
@@ -68,7 +79,7 @@ public sealed class FluxEngine(FluxPreset preset, string? modelsFolder, Device? 
         if (o.Width % 16 != 0 || o.Height % 16 != 0) throw new ArgumentException("Width and height must be multiples of 16.");
         lock (_generateLock)
         {
-            var models = _generateModels ??= FluxModels.Load(Preset, modelsFolder, Device, Dtype);
+            var models = _generateModels ??= FluxModels.Load(Preset, _modelsFolder, Device, Dtype);
             UseAdapter(models, o.AdapterPath);
             if (_adapter is not null) _adapter.Strength = o.LoraStrength;
 

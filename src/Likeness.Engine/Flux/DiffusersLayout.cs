@@ -90,6 +90,17 @@ public static class DiffusersLayout
         return map;
     }
 
+    /// <summary>
+    /// The folder a transformer path stands for: the folder itself, or its <c>transformer/</c> when it is a model
+    /// folder; for a file (a shard index, say), the folder holding it.
+    /// </summary>
+    public static string Folder(string path)
+    {
+        var folder = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var inner = Path.Combine(folder, "transformer");
+        return Directory.Exists(inner) ? inner : folder;
+    }
+
     /// <summary>Whether checkpoint keys are in the diffusers layout (rather than the reference's).</summary>
     public static bool IsDiffusersKeys(IEnumerable<string> keys) =>
         keys.Any(k => k.StartsWith("transformer_blocks.", StringComparison.Ordinal) || k.StartsWith("single_transformer_blocks.", StringComparison.Ordinal)

@@ -114,8 +114,7 @@ public sealed class FluxModel : nn.Module
     /// </summary>
     public void LoadWeights(string path)
     {
-        var inner = Path.Combine(path, "transformer");
-        var files = CheckpointFolder.Files(Directory.Exists(inner) ? inner : path);
+        var files = CheckpointFolder.Files(Directory.Exists(path) ? DiffusersLayout.Folder(path) : path);
         if (DiffusersLayout.IsDiffusersKeys(files.Values.SelectMany(k => k))) DiffusersLayout.Load(this, files, path);
         else LoadReference(files, path);
     }

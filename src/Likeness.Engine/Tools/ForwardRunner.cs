@@ -14,8 +14,8 @@ public static class ForwardRunner
 {
     public static void Run(string? configPath, string weightsPath, string inputsPath, string outputPath, string? loraPath = null, float loraStrength = 1f)
     {
-        configPath ??= DiffusersConfig(weightsPath)
-            ?? throw new ArgumentException($"No --config given and no config.json beside {weightsPath}.");
+        var folderConfig = Path.Combine(DiffusersLayout.Folder(weightsPath), "config.json");
+        configPath ??= File.Exists(folderConfig) ? folderConfig : throw new ArgumentException($"No --config given and no config.json beside {weightsPath}.");
         var p = FluxParams.FromJson(File.ReadAllText(configPath));
         using var model = new FluxModel(p);
         // A file or shards (folder or index json), in the reference or the diffusers layout.
@@ -34,12 +34,5 @@ public static class ForwardRunner
         var guidance = p.GuidanceEmbed ? Input("guidance") : null;
         var output = model.forward(Input("img"), Input("img_ids"), Input("txt"), Input("txt_ids"), Input("timesteps"), Input("y"), guidance);
         SafeTensorsFile.Save(outputPath, new Dictionary<string, Tensor> { ["out"] = output.to_type(ScalarType.Float32).contiguous() });
-    }
-
-    /// <summary>The <c>config.json</c> of a diffusers transformer folder (given as the folder, its parent or its index).</summary>
-    private static string? DiffusersConfig(string weightsPath)
-    {
-        var folder = Directory.Exists(weightsPath) ? weightsPath : Path.GetDirectoryName(Path.GetFullPath(weightsPath))!;
-        return new[] { Path.Combine(folder, "config.json"), Path.Combine(folder, "transformer", "config.json") }.FirstOrDefault(File.Exists);
     }
 }

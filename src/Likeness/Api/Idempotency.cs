@@ -50,15 +50,15 @@ public sealed class Idempotency(LikenessDb db, TimeProvider clock, IOptions<Json
         var now = clock.GetUtcNow().UtcDateTime;
 
         var existing = await db.IdempotencyRecords.AsNoTracking().SingleOrDefaultAsync(r => r.TeamId == teamId && r.Key == key, ct);
-        if (existing is not null && !existing.Completed && existing.CreatedAt + Abandoned <= now && existing.ResourceId is not null
-            && existing.Endpoint == endpoint && existing.Fingerprint == fingerprint)
-            return await CompleteFromResourceAsync(teamId, key, existing.ResourceId, render) ?? Replay(existing, endpoint, fingerprint);
-        if (existing is not null && (existing.ExpiresAt <= now || (!existing.Completed && existing.CreatedAt + Abandoned <= now && existing.ResourceId is null)))
+        if (existing is not null)
         {
+            // A first request that never answered: if it made its resource, that is the answer; if not, the key is free.
+            var abandoned = !existing.Completed && existing.CreatedAt + Abandoned <= now;
+            if (abandoned && existing.ResourceId is not null && existing.Endpoint == endpoint && existing.Fingerprint == fingerprint)
+                return await CompleteFromResourceAsync(teamId, key, existing.ResourceId, render) ?? Replay(existing, endpoint, fingerprint);
+            if (existing.ExpiresAt > now && !(abandoned && existing.ResourceId is null)) return Replay(existing, endpoint, fingerprint);
             await ForgetAsync(teamId, key);
-            existing = null;
         }
-        if (existing is not null) return Replay(existing, endpoint, fingerprint);
 
         var record = new IdempotencyRecord
         {
