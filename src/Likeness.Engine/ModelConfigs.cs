@@ -72,6 +72,9 @@ public static class ModelConfigs
     /// </summary>
     public static AutoEncoderParams ReadVae(JsonElement c)
     {
+        string[] required = ["block_out_channels", "in_channels", "out_channels", "layers_per_block", "latent_channels"];
+        var missing = required.Where(k => !c.TryGetProperty(k, out _)).ToArray();
+        if (missing.Length > 0) throw new KeyNotFoundException($"no {string.Join(", ", missing)}.");
         var widths = c.GetProperty("block_out_channels").EnumerateArray().Select(e => e.GetInt32()).ToArray();
         var ch = widths[0];
         if (widths.Any(w => w % ch != 0)) throw new InvalidDataException("block_out_channels are not multiples of the first.");

@@ -5,17 +5,6 @@ using static TorchSharp.torch;
 
 namespace Likeness.Engine.Autoencoder;
 
-/// <summary>The FLUX autoencoder's configuration (reference <c>AutoEncoderParams</c>).</summary>
-public sealed record AutoEncoderParams(int Resolution, int InChannels, int Ch, int OutCh, int[] ChMult, int NumResBlocks,
-    int ZChannels, double ScaleFactor, double ShiftFactor)
-{
-    /// <summary>FLUX.1's <c>ae.safetensors</c>: 16 latent channels, stride 8.</summary>
-    public static readonly AutoEncoderParams Flux = new(256, 3, 128, 3, [1, 2, 4, 4], 2, 16, 0.3611, 0.1159);
-
-    /// <summary>The same structure (stride 8, 16 channels) with 32 base channels and one res block per level.</summary>
-    public static readonly AutoEncoderParams Tiny = new(256, 3, 32, 3, [1, 1, 2, 2], 1, 16, 0.3611, 0.1159);
-}
-
 /// <summary>GroupNorm(32) → swish → conv3 ×2, with a 1×1 <c>nin_shortcut</c> when the channels change.</summary>
 public sealed class ResnetBlock : nn.Module<Tensor, Tensor>
 {

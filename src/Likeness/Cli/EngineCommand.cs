@@ -14,7 +14,7 @@ internal static class EngineCommand
 {
     public static Command Create() => new("engine", "Run the FLUX engine directly: forward, bench, train, generate.")
     {
-        Forward(), Bench(), Train(), Generate(), Init(),
+        Forward(), Autoencode(), Bench(), Train(), Generate(), Init(),
     };
 
     private static Command Init()
@@ -62,6 +62,25 @@ internal static class EngineCommand
         {
             ForwardRunner.Run(r.GetValue(config)?.FullName, r.GetValue(weights)!.FullName, r.GetValue(inputs)!.FullName, r.GetValue(output)!.FullName,
                 r.GetValue(lora)?.FullName, r.GetValue(strength));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Autoencode()
+    {
+        var config = new Option<FileInfo>("--config")
+        {
+            Description = "Autoencoder config: the reference AutoEncoderParams form (9 keys) or a diffusers vae/config.json (AutoencoderKL).",
+            Required = true,
+        };
+        var weights = new Option<FileInfo>("--weights") { Description = "A safetensors file (or a folder of shards) with reference keys encoder.* / decoder.*.", Required = true };
+        var inputs = new Option<FileInfo>("--inputs") { Description = "safetensors with image [B,3,H,W] in [-1, 1] and/or latent [B,z,h,w].", Required = true };
+        var output = new Option<FileInfo>("--output") { Description = "Where to write F32 latent = encode(image) and decoded = decode(latent, else the encoded one).", Required = true };
+        var command = new Command("autoencode", "One fp32 CPU encode and/or decode of the autoencoder on given weights and inputs.") { config, weights, inputs, output };
+        command.SetAction(r =>
+        {
+            AutoencodeRunner.Run(r.GetValue(config)!.FullName, r.GetValue(weights)!.FullName, r.GetValue(inputs)!.FullName, r.GetValue(output)!.FullName);
             return 0;
         });
         return command;
