@@ -23,8 +23,15 @@ internal static class SeededWeights
         foreach (var (name, parameter) in module.named_parameters().OrderBy(p => p.name, StringComparer.Ordinal))
         {
             var init = rule(name, parameter);
-            if (init.Std is not { } std) { parameter.fill_(init.Constant); continue; }
-            using var values = randn(parameter.shape, generator: generator) * std;
+            if (init.Std is not { } std)
+            {
+                using var constant = init.Constant.ToScalar();
+                parameter.fill_(constant);
+                continue;
+            }
+            using var normal = randn(parameter.shape, generator: generator);
+            using var scale = std.ToScalar();
+            using var values = normal.mul(scale);
             parameter.copy_(values);
         }
     }

@@ -2,6 +2,7 @@ using Likeness.Engine.SafeTensors;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Autoencoder;
 
@@ -30,7 +31,7 @@ public sealed class ResnetBlock : nn.Module<Tensor, Tensor>
         var h = conv1.forward(nn.functional.silu(norm1.forward(x)));
         h = conv2.forward(nn.functional.silu(norm2.forward(h)));
         var skip = nin_shortcut is null ? x : nin_shortcut.forward(x);
-        return (skip + h).MoveToOuterDisposeScope();
+        return skip.add(h, One).MoveToOuterDisposeScope();
     }
 }
 
@@ -62,7 +63,7 @@ public sealed class AttnBlock : nn.Module<Tensor, Tensor>
         Tensor Tokens(Tensor t) => t.reshape(b, 1, c, height * width).transpose(2, 3);
         var attended = nn.functional.scaled_dot_product_attention(Tokens(q.forward(h)), Tokens(k.forward(h)), Tokens(v.forward(h)));
         var back = attended.transpose(2, 3).reshape(b, c, height, width);
-        return (x + proj_out.forward(back)).MoveToOuterDisposeScope();
+        return x.add(proj_out.forward(back), One).MoveToOuterDisposeScope();
     }
 }
 
@@ -261,14 +262,18 @@ public sealed class AutoEncoder : nn.Module
         using var scope = NewDisposeScope();
         var moments = encoder.forward(x.to_type(Dtype)).to_type(ScalarType.Float32);
         var mean = moments.narrow(1, 0, Params.ZChannels);
-        return ((mean - Params.ShiftFactor) * Params.ScaleFactor).MoveToOuterDisposeScope();
+        using var shift = Params.ShiftFactor.ToScalar();
+        using var scale = Params.ScaleFactor.ToScalar();
+        return mean.sub(shift).mul(scale).MoveToOuterDisposeScope();
     }
 
     /// <summary>Scaled latents [B, z, h, w] → pixels [B, 3, 8h, 8w], fp32.</summary>
     public Tensor Decode(Tensor z)
     {
         using var scope = NewDisposeScope();
-        var unscaled = z.to_type(ScalarType.Float32) / Params.ScaleFactor + Params.ShiftFactor;
+        using var scale = Params.ScaleFactor.ToScalar();
+        using var shift = Params.ShiftFactor.ToScalar();
+        var unscaled = z.to_type(ScalarType.Float32).div(scale).add(shift, One);
         return decoder.forward(unscaled.to_type(Dtype)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Flux;
 
@@ -15,8 +16,11 @@ public static class FluxMath
         var half = dim / 2;
         // Same operation order as the reference: at t' = 3500 (guidance 3.5) one ulp of a frequency moves the
         // argument by ~2e-4, so the rounding sequence matters for parity.
-        var freqs = exp(arange(0, half, ScalarType.Float32, t.device) * (-Math.Log(maxPeriod)) / half);
-        var args = (t.to_type(ScalarType.Float32) * timeFactor).unsqueeze(1) * freqs.unsqueeze(0);
+        using var halfScalar = half.ToScalar();
+        using var logPeriod = (-Math.Log(maxPeriod)).ToScalar();
+        using var factor = timeFactor.ToScalar();
+        var freqs = exp(arange(Zero, halfScalar, One, ScalarType.Float32, t.device).mul(logPeriod).div(halfScalar));
+        var args = t.to_type(ScalarType.Float32).mul(factor).unsqueeze(1) * freqs.unsqueeze(0);
         var embedding = cat([cos(args), sin(args)], dim: -1);
         if (dim % 2 == 1) embedding = cat([embedding, zeros_like(embedding[.., ..1])], dim: -1);
         var dtype = t.dtype is ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float64 ? t.dtype : ScalarType.Float32;
@@ -34,8 +38,9 @@ public static class FluxMath
         for (var i = 0; i < axesDim.Length; i++)
         {
             var d = axesDim[i];
-            var scale = arange(0, d, 2, ScalarType.Float64, ids.device) / d;
-            var omega = 1.0 / pow(theta, scale);
+            using var dim = d.ToScalar();
+            var scale = arange(Zero, dim, Two, ScalarType.Float64, ids.device).div(dim);
+            var omega = pow(theta, scale).reciprocal(); // 1 / θ^scale (TorchSharp's 1.0 / x multiplies the reciprocal by 1)
             var pos = ids[.., .., i].to_type(ScalarType.Float64);
             parts.Add(pos.unsqueeze(-1) * omega); // [B, L, d/2]
         }
@@ -54,7 +59,7 @@ public static class FluxMath
         var x0 = pairs[.., .., .., .., 0];
         var x1 = pairs[.., .., .., .., 1];
         var out0 = pe.Cos * x0 - pe.Sin * x1;
-        var out1 = pe.Sin * x0 + pe.Cos * x1;
+        var out1 = (pe.Sin * x0).add(pe.Cos * x1, One);
         return stack([out0, out1], dim: -1).reshape(shape).to_type(x.dtype).MoveToOuterDisposeScope();
     }
 

@@ -2,6 +2,7 @@ using Likeness.Engine.SafeTensors;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Flux;
 
@@ -64,9 +65,9 @@ public sealed class FluxModel : nn.Module
         if (guidance_in is not null)
         {
             if (guidance is null) throw new ArgumentException("This model embeds guidance: pass a guidance tensor.");
-            vec = vec + guidance_in.forward(FluxMath.TimestepEmbedding(guidance).to_type(x.dtype));
+            vec = vec.add(guidance_in.forward(FluxMath.TimestepEmbedding(guidance).to_type(x.dtype)), One);
         }
-        vec = vec + vector_in.forward(y.to_type(dtype));
+        vec = vec.add(vector_in.forward(y.to_type(dtype)), One);
         var t = txt_in.forward(txt.to_type(dtype));
 
         var pe = FluxMath.RopeAngles(cat([txtIds, imgIds], 1), Params.AxesDim, Params.Theta);

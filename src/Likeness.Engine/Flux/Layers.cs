@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Flux;
 
@@ -34,6 +35,7 @@ public sealed class MlpEmbedder : nn.Module<Tensor, Tensor>
 /// <summary>RMSNorm over the last dim, computed in fp32, with the parameter called <c>scale</c>.</summary>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
+    private static readonly Scalar Eps = 1e-6.ToScalar();
     private readonly Parameter scale;
 
     public RmsNorm(int dim, Device? device = null) : base(nameof(RmsNorm))
@@ -46,7 +48,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var xf = x.to_type(ScalarType.Float32);
-        var rrms = rsqrt(xf.pow(2).mean([-1], keepdim: true) + 1e-6);
+        var rrms = rsqrt(xf.pow(Two).mean([-1], keepdim: true).add(Eps, One));
         return ((xf * rrms).to_type(x.dtype) * scale).MoveToOuterDisposeScope();
     }
 }
@@ -160,10 +162,10 @@ public sealed class DoubleStreamBlock : nn.Module
         var txtAttn = attn[.., ..(int)txtLen];
         var imgAttn = attn[.., (int)txtLen..];
 
-        var imgOut = img + imgMod1.Gate * img_attn.proj.forward(imgAttn);
-        imgOut = imgOut + imgMod2!.Gate * img_mlp.forward(Modulate(img_norm2.forward(imgOut), imgMod2));
-        var txtOut = txt + txtMod1.Gate * txt_attn.proj.forward(txtAttn);
-        txtOut = txtOut + txtMod2!.Gate * txt_mlp.forward(Modulate(txt_norm2.forward(txtOut), txtMod2));
+        var imgOut = img.add(imgMod1.Gate * img_attn.proj.forward(imgAttn), One);
+        imgOut = imgOut.add(imgMod2!.Gate * img_mlp.forward(Modulate(img_norm2.forward(imgOut), imgMod2)), One);
+        var txtOut = txt.add(txtMod1.Gate * txt_attn.proj.forward(txtAttn), One);
+        txtOut = txtOut.add(txtMod2!.Gate * txt_mlp.forward(Modulate(txt_norm2.forward(txtOut), txtMod2)), One);
         return (imgOut.MoveToOuterDisposeScope(), txtOut.MoveToOuterDisposeScope());
     }
 
@@ -177,7 +179,8 @@ public sealed class DoubleStreamBlock : nn.Module
         return (q, k, split[2]);
     }
 
-    internal static Tensor Modulate(Tensor normed, ModulationOut m) => (1 + m.Scale) * normed + m.Shift;
+    /// <summary>(1 + scale)·normed + shift.</summary>
+    internal static Tensor Modulate(Tensor normed, ModulationOut m) => (m.Scale.add(One, One) * normed).add(m.Shift, One);
 }
 
 public sealed class SingleStreamBlock : nn.Module
@@ -215,7 +218,7 @@ public sealed class SingleStreamBlock : nn.Module
         var (q, k) = norm.forward(qkv[0], qkv[1], qkv[2]);
         var attn = FluxMath.Attention(q, k, qkv[2], pe);
         var output = linear2.forward(cat([attn, parts[1].gelu(GELU.Approximate.tanh)], 2));
-        return (x + mod.Gate * output).MoveToOuterDisposeScope();
+        return x.add(mod.Gate * output, One).MoveToOuterDisposeScope();
     }
 }
 
@@ -239,7 +242,7 @@ public sealed class LastLayer : nn.Module
         using var scope = NewDisposeScope();
         var chunks = adaLN_modulation.forward(vec).chunk(2, dim: 1);
         var (shift, scale) = (chunks[0], chunks[1]);
-        var y = (1 + scale.unsqueeze(1)) * norm_final.forward(x) + shift.unsqueeze(1);
+        var y = (scale.unsqueeze(1).add(One, One) * norm_final.forward(x)).add(shift.unsqueeze(1), One); // (1 + scale)·norm(x) + shift
         return linear.forward(y).MoveToOuterDisposeScope();
     }
 }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Flux;
 
@@ -41,8 +42,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
             // The adapter keeps fp32 weights over a bf16 base: its path runs in fp32 and joins in the base's dtype.
             using var scope = NewDisposeScope();
             var down = nn.functional.linear(x.to_type(a.A.dtype), a.A);
-            var up = nn.functional.linear(down, a.B) * (a.Scale * a.Strength);
-            y.add_(up.to_type(y.dtype));
+            using var scale = (a.Scale * a.Strength).ToScalar();
+            var up = nn.functional.linear(down, a.B).mul(scale);
+            y.add_(up.to_type(y.dtype), One);
             return y;
         }
         return y;

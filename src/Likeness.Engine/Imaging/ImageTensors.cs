@@ -2,6 +2,7 @@ using Likeness.Imaging;
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Imaging;
 
@@ -10,6 +11,10 @@ public enum EncodedImageFormat { Png, Jpeg, Webp }
 /// <summary>Pixels ↔ tensors: [3, H, W] fp32 in [−1, 1], RGB.</summary>
 public static class ImageTensors
 {
+    private static readonly Scalar HalfByte = 127.5.ToScalar();
+    private static readonly Scalar OneDouble = 1.0.ToScalar();
+    private static readonly Scalar MinusOne = (-1).ToScalar();
+
     /// <summary>Decodes jpg/png/webp, applies the EXIF orientation, centre-crops to the target aspect and resizes.</summary>
     public static Tensor FromEncoded(byte[] encoded, int width, int height)
     {
@@ -48,7 +53,7 @@ public static class ImageTensors
     {
         using var scope = NewDisposeScope();
         var rgba = tensor(bytes, [height, width, 4]).to_type(ScalarType.Float32);
-        var rgb = rgba[.., .., ..3].permute(2, 0, 1).contiguous() / 127.5 - 1.0;
+        var rgb = rgba[.., .., ..3].permute(2, 0, 1).contiguous().div(HalfByte).sub(OneDouble);
         return rgb.MoveToOuterDisposeScope();
     }
 
@@ -59,7 +64,7 @@ public static class ImageTensors
         long height, width;
         using (var scope = NewDisposeScope())
         {
-            var hwc = ((image.detach().to_type(ScalarType.Float32).clamp(-1, 1) + 1) * 127.5).round().to_type(ScalarType.Byte).permute(1, 2, 0).contiguous().cpu();
+            var hwc = image.detach().to_type(ScalarType.Float32).clamp(MinusOne, One).add(One, One).mul(HalfByte).round().to_type(ScalarType.Byte).permute(1, 2, 0).contiguous().cpu();
             (height, width) = (hwc.shape[0], hwc.shape[1]);
             pixels = hwc.bytes.ToArray();
         }

@@ -130,8 +130,9 @@ public static class AdapterFormats
         var t = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (path, l) in layers)
         {
+            using var scale = l.Scale.ToScalar();
             t[path + ".lora_A.weight"] = l.A;
-            t[path + ".lora_B.weight"] = l.B * l.Scale;
+            t[path + ".lora_B.weight"] = l.B.mul(scale);
         }
         return t;
     }
@@ -199,12 +200,13 @@ public static class AdapterFormats
         {
             if (!table.TryGetValue(path, out var parts)) throw new InvalidDataException($"'{path}' has no diffusers counterpart.");
             // PEFT files carry no alpha (scale 1): the scale goes into B; split layers share A and take their rows of B.
+            using var scale = l.Scale.ToScalar();
             foreach (var group in parts.GroupBy(p => p.Diffusers))
             {
                 var rows = group.Sum(p => RowsOf(p.Piece, l.B));
                 var b = zeros(rows, l.B.shape[1]);
                 foreach (var (_, piece) in group)
-                    b.narrow(0, piece.SourceRow, RowsOf(piece, l.B)).copy_(l.B.narrow(0, piece.TargetRow, RowsOf(piece, l.B)) * l.Scale);
+                    b.narrow(0, piece.SourceRow, RowsOf(piece, l.B)).copy_(l.B.narrow(0, piece.TargetRow, RowsOf(piece, l.B)).mul(scale));
                 t[$"{PeftPrefix}{group.Key}.lora_A.weight"] = l.A;
                 t[$"{PeftPrefix}{group.Key}.lora_B.weight"] = b;
             }
@@ -256,10 +258,11 @@ public static class AdapterFormats
             foreach (var name in names)
             {
                 var (pa, pb, scale) = pieces[name];
+                using var scaleScalar = scale.ToScalar();
                 foreach (var (_, piece) in present.Where(p => p.Diffusers == name))
                 {
                     var rows = RowsOf(piece, pb);
-                    b.narrow(0, piece.TargetRow, rows).narrow(1, column, pa.shape[0]).copy_(pb.narrow(0, piece.SourceRow, rows) * scale);
+                    b.narrow(0, piece.TargetRow, rows).narrow(1, column, pa.shape[0]).copy_(pb.narrow(0, piece.SourceRow, rows).mul(scaleScalar));
                 }
                 column += pa.shape[0];
             }

@@ -4,6 +4,7 @@ using Likeness.Engine.SafeTensors;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Lora;
 
@@ -56,7 +57,9 @@ public sealed class LoraAdapter : IDisposable
         foreach (var (path, layer) in model.Linears().Where(l => IsTarget(l.Path)).OrderBy(l => l.Path, StringComparer.Ordinal))
         {
             // A ~ N(0, 1/r): the update starts at exactly zero through B = 0 and grows from there.
-            using var init = randn([rank, layer.InFeatures], generator: generator) * (1.0 / Math.Sqrt(rank));
+            using var normal = randn([rank, layer.InFeatures], generator: generator);
+            using var std = (1.0 / Math.Sqrt(rank)).ToScalar();
+            using var init = normal.mul(std);
             var A = new Parameter(init.to(ScalarType.Float32, layer.weight.device), requires_grad: true);
             var B = new Parameter(zeros([layer.OutFeatures, rank], ScalarType.Float32, layer.weight.device), requires_grad: true);
             layers[path] = (layer, new LoraWeights(A, B, a / rank));
@@ -143,9 +146,11 @@ public sealed class LoraAdapter : IDisposable
         foreach (var (layer, w) in _layers.Values)
         {
             if (w.Merged == merged) continue;
-            using var delta = w.B.matmul(w.A) * (sign * w.Scale * w.Strength);
+            using var product = w.B.matmul(w.A);
+            using var factor = (sign * w.Scale * w.Strength).ToScalar();
+            using var delta = product.mul(factor);
             using var cast = delta.to_type(layer.weight.dtype);
-            layer.weight.add_(cast);
+            layer.weight.add_(cast, One);
             w.Merged = merged;
         }
     }

@@ -1,6 +1,7 @@
 using Likeness.Engine.Flux;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Sampling;
 
@@ -37,8 +38,10 @@ public static class FluxSampling
     {
         var (h, w) = (latentHeight / 2, latentWidth / 2);
         using var scope = NewDisposeScope();
-        var rows = arange(h, ScalarType.Float32).unsqueeze(1).expand(h, w);
-        var cols = arange(w, ScalarType.Float32).unsqueeze(0).expand(h, w);
+        using var height = h.ToScalar();
+        using var width = w.ToScalar();
+        var rows = arange(Zero, height, One, ScalarType.Float32).unsqueeze(1).expand(h, w);
+        var cols = arange(Zero, width, One, ScalarType.Float32).unsqueeze(0).expand(h, w);
         var ids = stack([zeros(h, w), rows, cols], dim: -1).reshape(1, h * w, 3).expand(batch, h * w, 3).contiguous();
         return (device is null ? ids : ids.to(device)).MoveToOuterDisposeScope();
     }
@@ -75,15 +78,18 @@ public static class FluxSampling
     {
         using var noGrad = no_grad();
         var batch = img.shape[0];
-        using var guidanceVec = full([batch], guidance, img.dtype, img.device);
+        using var guidanceScalar = guidance.ToScalar();
+        using var guidanceVec = full([batch], guidanceScalar, img.dtype, img.device);
         var x = img.alias();
         for (var i = 0; i < timesteps.Length - 1; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var tCurr = full([batch], timesteps[i], img.dtype, img.device);
+            using var t = timesteps[i].ToScalar();
+            using var dt = (timesteps[i + 1] - timesteps[i]).ToScalar();
+            var tCurr = full([batch], t, img.dtype, img.device);
             var pred = model.forward(x, imgIds, txt, txtIds, tCurr, vec, model.Params.GuidanceEmbed ? guidanceVec : null);
-            var next = x + (timesteps[i + 1] - timesteps[i]) * pred;
+            var next = x.add(pred.mul(dt), One);
             x.Dispose();
             x = next.MoveToOuterDisposeScope();
         }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Text;
 
@@ -44,6 +45,7 @@ public sealed class ClipAttention : nn.Module
 /// <summary>fc1 → quick-GELU x·σ(1.702x) → fc2.</summary>
 public sealed class ClipMlp : nn.Module<Tensor, Tensor>
 {
+    private static readonly Scalar QuickGelu = 1.702.ToScalar();
     private readonly Linear fc1;
     private readonly Linear fc2;
 
@@ -58,7 +60,7 @@ public sealed class ClipMlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var h = fc1.forward(x);
-        return fc2.forward(h * sigmoid(h * 1.702)).MoveToOuterDisposeScope();
+        return fc2.forward(h * sigmoid(h.mul(QuickGelu))).MoveToOuterDisposeScope();
     }
 }
 
@@ -81,8 +83,8 @@ public sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.forward(layer_norm1.forward(x));
-        return (h + mlp.forward(layer_norm2.forward(h))).MoveToOuterDisposeScope();
+        var h = x.add(self_attn.forward(layer_norm1.forward(x)), One);
+        return h.add(mlp.forward(layer_norm2.forward(h)), One).MoveToOuterDisposeScope();
     }
 }
 
@@ -101,8 +103,9 @@ public sealed class ClipEmbeddings : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor ids)
     {
         using var scope = NewDisposeScope();
-        var positions = arange(ids.shape[1], device: ids.device).unsqueeze(0);
-        return (token_embedding.forward(ids) + position_embedding.forward(positions)).MoveToOuterDisposeScope();
+        using var length = ids.shape[1].ToScalar();
+        var positions = arange(Zero, length, One, device: ids.device).unsqueeze(0);
+        return token_embedding.forward(ids).add(position_embedding.forward(positions), One).MoveToOuterDisposeScope();
     }
 }
 
@@ -145,7 +148,8 @@ public sealed class ClipTextTransformer : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var hidden = final_layer_norm.forward(encoder.forward(embeddings.forward(ids)));
         var eos = ids.argmax(-1);
-        var rows = arange(ids.shape[0], device: ids.device);
+        using var batch = ids.shape[0].ToScalar();
+        var rows = arange(Zero, batch, One, device: ids.device);
         return hidden[rows, eos].MoveToOuterDisposeScope();
     }
 }

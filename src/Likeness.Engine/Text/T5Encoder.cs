@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Text;
 
@@ -17,6 +18,7 @@ public sealed record T5Params(int VocabSize, int DModel, int NumHeads, int DKv, 
 /// <summary>RMS layer norm without mean or bias, variance in fp32 (T5's <c>layer_norm</c>).</summary>
 public sealed class T5LayerNorm : nn.Module<Tensor, Tensor>
 {
+    private static readonly Scalar Eps = 1e-6.ToScalar();
     private readonly Parameter weight;
 
     public T5LayerNorm(int dim, Device? device) : base(nameof(T5LayerNorm))
@@ -28,8 +30,8 @@ public sealed class T5LayerNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var variance = x.to_type(ScalarType.Float32).pow(2).mean([-1], keepdim: true);
-        return (weight * (x * rsqrt(variance + 1e-6)).to_type(weight.dtype)).MoveToOuterDisposeScope();
+        var variance = x.to_type(ScalarType.Float32).pow(Two).mean([-1], keepdim: true);
+        return (weight * (x * rsqrt(variance.add(Eps, One))).to_type(weight.dtype)).MoveToOuterDisposeScope();
     }
 }
 
@@ -60,22 +62,28 @@ public sealed class T5Attention : nn.Module
     {
         using var scope = NewDisposeScope();
         var half = numBuckets / 2;
-        var buckets = (relative > 0).to_type(ScalarType.Int64) * half;
-        var distance = relative.abs();
         var maxExact = half / 2;
-        var isSmall = distance < maxExact;
-        var large = (log(distance.to_type(ScalarType.Float32) / maxExact) / Math.Log((double)maxDistance / maxExact) * (half - maxExact))
-            .to_type(ScalarType.Int64) + maxExact;
-        large = minimum(large, full_like(large, half - 1));
-        return (buckets + where(isSmall, distance, large)).MoveToOuterDisposeScope();
+        using var halfScalar = half.ToScalar();
+        using var maxExactScalar = maxExact.ToScalar();
+        using var logRange = Math.Log((double)maxDistance / maxExact).ToScalar();
+        using var logBuckets = (half - maxExact).ToScalar();
+        using var lastBucket = (half - 1).ToScalar();
+        var buckets = relative.gt(Zero).to_type(ScalarType.Int64).mul(halfScalar);
+        var distance = relative.abs();
+        var isSmall = distance.lt(maxExactScalar);
+        var large = log(distance.to_type(ScalarType.Float32).div(maxExactScalar)).div(logRange).mul(logBuckets)
+            .to_type(ScalarType.Int64).add(maxExactScalar, One);
+        large = minimum(large, full_like(large, lastBucket));
+        return buckets.add(where(isSmall, distance, large), One).MoveToOuterDisposeScope();
     }
 
     /// <summary>The bias [1, heads, L, L] for a sequence of length L.</summary>
     public Tensor PositionBias(long length, Device device)
     {
         using var scope = NewDisposeScope();
-        var context = arange(length, device: device).unsqueeze(1);
-        var memory = arange(length, device: device).unsqueeze(0);
+        using var stop = length.ToScalar();
+        var context = arange(Zero, stop, One, device: device).unsqueeze(1);
+        var memory = arange(Zero, stop, One, device: device).unsqueeze(0);
         var buckets = RelativeBucket(memory - context, _p.RelativeBuckets, _p.RelativeMaxDistance);
         var values = relative_attention_bias!.forward(buckets); // [L, L, heads]
         return values.permute(2, 0, 1).unsqueeze(0).MoveToOuterDisposeScope();
@@ -86,7 +94,7 @@ public sealed class T5Attention : nn.Module
         using var scope = NewDisposeScope();
         var (b, l) = (x.shape[0], x.shape[1]);
         Tensor Heads(Tensor t) => t.view(b, l, _p.NumHeads, _p.DKv).transpose(1, 2);
-        var scores = Heads(q.forward(x)).matmul(Heads(k.forward(x)).transpose(2, 3)) + bias;
+        var scores = Heads(q.forward(x)).matmul(Heads(k.forward(x)).transpose(2, 3)).add(bias, One);
         var weights = scores.to_type(ScalarType.Float32).softmax(-1).to_type(scores.dtype);
         var attended = weights.matmul(Heads(v.forward(x))).transpose(1, 2).reshape(b, l, _p.NumHeads * _p.DKv);
         return o.forward(attended).MoveToOuterDisposeScope();
@@ -109,7 +117,7 @@ public sealed class T5LayerSelfAttention : nn.Module
     {
         using var normed = layer_norm.forward(x);
         using var attended = SelfAttention.forward(normed, bias);
-        return x + attended;
+        return x.add(attended, One);
     }
 }
 
@@ -151,7 +159,7 @@ public sealed class T5LayerFF : nn.Module<Tensor, Tensor>
     {
         using var normed = layer_norm.forward(x);
         using var y = DenseReluDense.forward(normed);
-        return x + y;
+        return x.add(y, One);
     }
 }
 

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Likeness.Engine.Flux;
 using Likeness.Engine.Lora;
 using Likeness.Engine.Sampling;
+using Likeness.Engine.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -42,18 +43,19 @@ public static class BenchRunner
         using var txtIds = zeros(batch, txtTokens, 3);
         using var t = rand([batch], generator: g);
         using var y = randn([batch, p.VecInDim], generator: g);
-        using var guidance = full(batch, 3.5f);
+        using var guidanceScalar = 3.5f.ToScalar();
+        using var guidance = full(batch, guidanceScalar);
         using var target = randn([batch, imgTokens, p.OutChannels], generator: g);
 
         LoraAdapter? lora = null;
-        optim.Optimizer? optimizer = null;
+        AdamW? optimizer = null;
         if (mode == "train-lora")
         {
             foreach (var param in model.parameters()) param.requires_grad = false;
             lora = LoraAdapter.Create(model, 16, seed: 3);
-            optimizer = optim.AdamW(lora.TrainableParameters(), lr: 1e-4);
+            optimizer = new AdamW(lora.TrainableParameters(), lr: 1e-4);
         }
-        else if (mode == "train-full") optimizer = optim.AdamW(model.parameters(), lr: 1e-5);
+        else if (mode == "train-full") optimizer = new AdamW(model.parameters(), lr: 1e-5);
 
         void Step()
         {
@@ -66,9 +68,9 @@ public static class BenchRunner
             }
             var pred = model.forward(img, imgIds, txt, txtIds, t, y, p.GuidanceEmbed ? guidance : null);
             var loss = nn.functional.mse_loss(pred, target);
-            optimizer.zero_grad();
+            optimizer.ZeroGrad();
             loss.backward();
-            optimizer.step();
+            optimizer.Step();
         }
 
         var median = Median(Step, iterations, warmup);

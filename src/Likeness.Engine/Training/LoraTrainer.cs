@@ -8,6 +8,7 @@ using Likeness.Engine.SafeTensors;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
 
 namespace Likeness.Engine.Training;
 
@@ -57,7 +58,7 @@ public sealed class LoraTrainer(FluxModels models)
         {
             using var adapter = LoraAdapter.Create(transformer, o.Rank, seed: o.Seed);
             var parameters = adapter.TrainableParameters();
-            using var optimizer = optim.AdamW(parameters, lr: o.LearningRate ?? models.Preset.LearningRate, weight_decay: o.WeightDecay);
+            using var optimizer = new AdamW(parameters, lr: o.LearningRate ?? models.Preset.LearningRate, weightDecay: o.WeightDecay);
             var checkpoint = new Checkpoint(Path.Combine(o.WorkDirectory, "checkpoint"));
             var (start, lossEma) = checkpoint.TryRestore(adapter, optimizer);
 
@@ -65,6 +66,7 @@ public sealed class LoraTrainer(FluxModels models)
             // at 1024²); flux-tiny's are small enough to keep.
             transformer.GradientCheckpointing = o.GradientCheckpointing ?? !models.Preset.IsTiny;
             transformer.train();
+            using var trainingGuidance = o.TrainingGuidance.ToScalar();
             var watch = Stopwatch.StartNew();
             var lastLoss = double.NaN;
             for (var step = start; step < o.Steps; step++)
@@ -81,7 +83,7 @@ public sealed class LoraTrainer(FluxModels models)
                     var noise = randn(x0.shape, generator: generator).to(device);
                     var tDev = t.to(device);
                     var tView = tDev.view(-1, 1, 1, 1);
-                    var xt = (1 - tView) * x0 + tView * noise;
+                    var xt = (tView.negative().add(One, One) * x0).add(tView * noise, One); // (1 − t)·x0 + t·ε
                     var target = noise - x0;
 
                     var txt = (dropCaption ? cache.Empty.Txt : item.Txt).to(device);
@@ -89,13 +91,13 @@ public sealed class LoraTrainer(FluxModels models)
                     var (lh, lw) = (x0.shape[2], x0.shape[3]);
                     var imgIds = FluxSampling.ImageIds(1, lh, lw, device);
                     var txtIds = FluxSampling.TextIds(1, txt.shape[1], device);
-                    using var guidance = full([1], o.TrainingGuidance, ScalarType.Float32, device);
+                    using var guidance = full([1], trainingGuidance, ScalarType.Float32, device);
                     var pred = transformer.forward(FluxSampling.Pack(xt), imgIds, txt, txtIds, tDev, vec, transformer.Params.GuidanceEmbed ? guidance : null);
                     var loss = nn.functional.mse_loss(pred.to_type(ScalarType.Float32), FluxSampling.Pack(target)); // fp32 loss over bf16 weights
-                    optimizer.zero_grad();
+                    optimizer.ZeroGrad();
                     loss.backward();
                     nn.utils.clip_grad_norm_(parameters, o.GradClip);
-                    optimizer.step();
+                    optimizer.Step();
                     lastLoss = loss.item<float>();
                 }
                 lossEma = double.IsNaN(lossEma) ? lastLoss : 0.9 * lossEma + 0.1 * lastLoss;
@@ -180,26 +182,30 @@ public sealed class LoraTrainer(FluxModels models)
     {
         private string State => Path.Combine(folder, "state.json");
 
-        public (int Step, double LossEma) TryRestore(LoraAdapter adapter, OptimizerHelper optimizer)
+        public (int Step, double LossEma) TryRestore(LoraAdapter adapter, AdamW optimizer)
         {
             if (!File.Exists(State)) return (0, double.NaN);
             var state = JsonSerializer.Deserialize<Dictionary<string, double>>(File.ReadAllText(State))!;
             var step = (int)state["step"];
+            // A checkpoint written by TorchSharp's optimizer (optimizer-N.bin, before our AdamW) is not resumed.
+            if (!File.Exists(OptimizerFile(step))) return (0, double.NaN);
             using (var reader = SafeTensorsFile.Open(Path.Combine(folder, $"lora-{step}.safetensors")))
             {
                 var tensors = reader.Keys.ToDictionary(k => k, k => reader.Read(k));
                 adapter.LoadStateDict(tensors);
                 foreach (var t in tensors.Values) t.Dispose();
             }
-            optimizer.load_state_dict(Path.Combine(folder, $"optimizer-{step}.bin"));
+            optimizer.Load(OptimizerFile(step));
             return (step, state.TryGetValue("lossEma", out var ema) ? ema : double.NaN);
         }
 
-        public void Save(int step, double lossEma, LoraAdapter adapter, OptimizerHelper optimizer)
+        private string OptimizerFile(int step) => Path.Combine(folder, $"optimizer-{step}.safetensors");
+
+        public void Save(int step, double lossEma, LoraAdapter adapter, AdamW optimizer)
         {
             Directory.CreateDirectory(folder);
             SafeTensorsFile.Save(Path.Combine(folder, $"lora-{step}.safetensors"), adapter.StateDict());
-            optimizer.save_state_dict(Path.Combine(folder, $"optimizer-{step}.bin"));
+            optimizer.Save(OptimizerFile(step));
             // The state file names the step last, so a crash mid-save leaves the previous checkpoint in force.
             var tmp = State + ".tmp";
             File.WriteAllText(tmp, JsonSerializer.Serialize(new Dictionary<string, double> { ["step"] = step, ["lossEma"] = double.IsNaN(lossEma) ? 0 : lossEma }));

@@ -1,0 +1,99 @@
+using System.Globalization;
+using Likeness.Engine.SafeTensors;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static Likeness.Engine.Scalars;
+
+namespace Likeness.Engine.Training;
+
+/// <summary>
+/// AdamW exactly as TorchSharp's <c>optim.AdamW</c> computes it (decoupled weight decay, bias-corrected moments, the
+/// same operations in the same order: the same numbers), with every coefficient held as a Scalar for its call.
+/// TorchSharp's own step converts each coefficient to a temporary Scalar, which a collection can free while libtorch
+/// reads it (see <see cref="Scalars"/>). The state (step and moments per parameter) saves and loads as safetensors.
+/// </summary>
+public sealed class AdamW : IDisposable
+{
+    private readonly IReadOnlyList<Parameter> _parameters;
+    private readonly double _lr, _beta1, _beta2, _eps, _weightDecay;
+    private readonly long[] _steps;
+    private readonly Tensor[] _expAvg;
+    private readonly Tensor[] _expAvgSq;
+
+    public AdamW(IEnumerable<Parameter> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
+    {
+        _parameters = [.. parameters];
+        (_lr, _beta1, _beta2, _eps, _weightDecay) = (lr, beta1, beta2, eps, weightDecay);
+        _steps = new long[_parameters.Count];
+        _expAvg = [.. _parameters.Select(p => zeros_like(p).DetachFromDisposeScope())];
+        _expAvgSq = [.. _parameters.Select(p => zeros_like(p).DetachFromDisposeScope())];
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var p in _parameters)
+        {
+            using var grad = p.grad;
+            grad?.zero_();
+        }
+    }
+
+    public void Step()
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        using var decay = (1 - _lr * _weightDecay).ToScalar();
+        using var beta1 = _beta1.ToScalar();
+        using var beta2 = _beta2.ToScalar();
+        using var oneMinusBeta1 = (1 - _beta1).ToScalar();
+        using var oneMinusBeta2 = (1 - _beta2).ToScalar();
+        using var eps = _eps.ToScalar();
+        for (var i = 0; i < _parameters.Count; i++)
+        {
+            var param = _parameters[i];
+            var grad = param.grad;
+            if (grad is null) continue;
+            var step = ++_steps[i];
+            param.mul_(decay);
+            var biasCorrection1 = 1 - Math.Pow(_beta1, step);
+            var biasCorrection2 = 1 - Math.Pow(_beta2, step);
+            _expAvg[i].mul_(beta1).add_(grad, oneMinusBeta1);
+            _expAvgSq[i].mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
+            using var sqrtCorrection2 = Math.Sqrt(biasCorrection2).ToScalar();
+            var denom = _expAvgSq[i].sqrt().div(sqrtCorrection2).add_(eps, One);
+            using var negativeStepSize = (-(_lr / biasCorrection1)).ToScalar();
+            param.addcdiv_(_expAvg[i], denom, negativeStepSize);
+        }
+    }
+
+    public void Save(string path)
+    {
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < _parameters.Count; i++)
+        {
+            tensors[$"{i}.exp_avg"] = _expAvg[i];
+            tensors[$"{i}.exp_avg_sq"] = _expAvgSq[i];
+            metadata[$"{i}.step"] = _steps[i].ToString(CultureInfo.InvariantCulture);
+        }
+        SafeTensorsFile.Save(path, tensors, metadata);
+    }
+
+    public void Load(string path)
+    {
+        using var noGrad = no_grad();
+        using var reader = SafeTensorsFile.Open(path);
+        for (var i = 0; i < _parameters.Count; i++)
+        {
+            using (var expAvg = reader.Read($"{i}.exp_avg")) _expAvg[i].copy_(expAvg);
+            using (var expAvgSq = reader.Read($"{i}.exp_avg_sq")) _expAvgSq[i].copy_(expAvgSq);
+            _steps[i] = long.Parse(reader.Metadata[$"{i}.step"], CultureInfo.InvariantCulture);
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _expAvg.Concat(_expAvgSq)) t.Dispose();
+    }
+}
