@@ -8,8 +8,8 @@ python3 bench/make-dataset.py "$work/dataset.zip" 15
 
 echo "== train-full, config bench/configs/train-full-512.json, batch 2, 1024 image + 64 text tokens, 2 threads"
 timed engine bench --config bench/configs/train-full-512.json --mode train-full --batch 2 --img-tokens 1024 --txt-tokens 64 --threads 2
-echo "== flux-tiny LoRA step (rank 16, 256 image + 128 text tokens)"
-timed engine bench --preset tiny --mode train-lora --batch 1 --img-tokens 256 --txt-tokens 128 --threads 2
+echo "== flux-tiny LoRA step (rank 16, 64 image + 96 text tokens: a 128² image)"
+timed engine bench --preset tiny --mode train-lora --batch 1 --img-tokens 64 --txt-tokens 96 --threads 2
 for i in $(seq 1 "$runs"); do
   echo "== run $i: 1000-step flux-tiny LoRA (15 images, rank 16), wall time including caching"
   rm -rf "$work/train"

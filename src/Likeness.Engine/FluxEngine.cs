@@ -90,7 +90,10 @@ public sealed class FluxEngine : IDisposable
             var imgIds = FluxSampling.ImageIds(1, noise.shape[2], noise.shape[3], Device);
             var txtIds = FluxSampling.TextIds(1, txt.shape[1], Device);
             var schedule = FluxSampling.Schedule(o.Steps, (int)img.shape[1], Preset.ShiftSchedule);
-            var latents = FluxSampling.Denoise(models.Transformer, img, imgIds, txt, txtIds, vec, schedule, o.Guidance, ct);
+            // flux-tiny is not guidance-distilled: its guidance is classifier-free, against the empty prompt (1 = none).
+            var unconditional = Preset.ClassifierFreeGuidance && o.Guidance != 1f ? models.Text.Encode([""]) : ((Tensor, Tensor)?)null;
+            var latents = FluxSampling.Denoise(models.Transformer, img, imgIds, txt, txtIds, vec, schedule, o.Guidance, ct,
+                unconditional, o.Guidance);
             using var noGrad = no_grad();
             var pixels = models.Autoencoder.Decode(FluxSampling.Unpack(latents, o.Height, o.Width));
             return ImageTensors.Encode(pixels[0], o.Format);

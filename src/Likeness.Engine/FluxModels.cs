@@ -27,7 +27,9 @@ public sealed class FluxModels : IDisposable
     }
 
     /// <summary>
-    /// flux-tiny is made from its fixed seed (the same weights on every machine). flux-dev and flux-schnell read
+    /// flux-tiny reads its pretrained weights from <paramref name="modelsFolder"/> or, by default, the folder shipped
+    /// beside the engine (<see cref="TinyWeightsFolder"/>); <see cref="FluxPreset.TinyRandom"/> is made from its fixed
+    /// seed (the same weights on every machine). flux-dev and flux-schnell read
     /// their published weights from <paramref name="modelsFolder"/> (see <see cref="ModelFolder"/>), at the
     /// dimensions the folder states (<see cref="ModelConfigs"/>); without them this fails and says which files are
     /// missing. <paramref name="dtype"/> defaults to bf16 on CUDA, fp32 on CPU.
@@ -36,6 +38,7 @@ public sealed class FluxModels : IDisposable
     {
         device ??= CPU;
         var type = dtype ?? Precision.For(device, null);
+        if (preset.IsTiny && preset.Pretrained) return LoadTiny(preset, modelsFolder ?? FluxPreset.TinyWeights, device, type);
         if (preset.IsTiny)
         {
             var transformer = FluxModel.CreateInitialized(preset.Transformer, preset.InitSeed, device, type);
@@ -71,39 +74,42 @@ public sealed class FluxModels : IDisposable
         }
     }
 
+    /// <summary>
+    /// The pretrained flux-tiny from its weights folder (<see cref="TinyWeightsFolder"/>); the autoencoder's scale and
+    /// shift are the ones measured for it, stored in its file.
+    /// </summary>
+    private static FluxModels LoadTiny(FluxPreset preset, string folder, Device device, ScalarType type)
+    {
+        var files = TinyWeightsFolder.Locate(folder);
+        preset = preset with { Autoencoder = TinyWeightsFolder.AutoencoderParams(files.Autoencoder, preset.Autoencoder) };
+        var transformer = new FluxModel(preset.Transformer, device, type);
+        var ae = new AutoEncoder(preset.Autoencoder, device, type);
+        var t5 = new T5Encoder(preset.T5, device, type);
+        var clip = new ClipTextModel(preset.Clip, device, type);
+        try
+        {
+            transformer.LoadWeights(files.Transformer);
+            ae.LoadWeights(files.Autoencoder);
+            SafeTensors.CheckpointFolder.Load(t5, files.T5);
+            SafeTensors.CheckpointFolder.Load(clip, files.Clip);
+        }
+        catch
+        {
+            transformer.Dispose();
+            ae.Dispose();
+            t5.Dispose();
+            clip.Dispose();
+            throw;
+        }
+        transformer.eval();
+        ae.eval();
+        return new FluxModels(preset, transformer, ae, TextConditioner.Tiny(t5, clip, preset.MaxT5Tokens, device), device, type);
+    }
+
     public void Dispose()
     {
         Transformer.Dispose();
         Autoencoder.Dispose();
         Text.Dispose();
-    }
-}
-
-/// <summary>
-/// Where a full-size preset's files are in a model folder — the layout of the Hugging Face repository
-/// black-forest-labs/FLUX.1-dev (or -schnell) as downloaded: the reference transformer file
-/// (<c>flux1-dev.safetensors</c>) or the diffusers <c>transformer/</c> folder, <c>ae.safetensors</c>,
-/// <c>text_encoder/</c>, <c>text_encoder_2/</c>, <c>tokenizer/</c>, <c>tokenizer_2/</c>.
-/// </summary>
-public sealed record ModelFolder(string Folder, string Transformer, string Autoencoder)
-{
-    public static string TransformerFile(FluxPreset preset) => preset.Name == FluxPreset.Schnell.Name ? "flux1-schnell.safetensors" : "flux1-dev.safetensors";
-
-    public static ModelFolder Locate(FluxPreset preset, string? folder)
-    {
-        var transformerFile = TransformerFile(preset);
-        if (folder is null || !Directory.Exists(folder))
-            throw new InvalidOperationException($"{preset.Name} needs its weights: give --models a folder holding {transformerFile} (or transformer/), ae.safetensors, text_encoder/, text_encoder_2/, tokenizer/ and tokenizer_2/{(folder is null ? "" : $"; {folder} does not exist")}.");
-        string In(string name) => Path.Combine(folder, name);
-        var missing = new List<string>();
-        var transformerIsFolder = !File.Exists(In(transformerFile)) && Directory.Exists(In("transformer"));
-        if (!transformerIsFolder && !File.Exists(In(transformerFile))) missing.Add($"{transformerFile} (or transformer/)");
-        if (!File.Exists(In("ae.safetensors"))) missing.Add("ae.safetensors");
-        foreach (var sub in new[] { "text_encoder", "text_encoder_2" })
-            if (!Directory.Exists(In(sub)) || !Directory.EnumerateFiles(In(sub), "*.safetensors").Any()) missing.Add($"{sub}/*.safetensors");
-        if (!File.Exists(Path.Combine(In("tokenizer"), "vocab.json")) || !File.Exists(Path.Combine(In("tokenizer"), "merges.txt"))) missing.Add("tokenizer/vocab.json + merges.txt");
-        if (!File.Exists(Path.Combine(In("tokenizer_2"), "spiece.model")) && !File.Exists(Path.Combine(In("tokenizer_2"), "tokenizer.json"))) missing.Add("tokenizer_2/spiece.model (or tokenizer.json)");
-        if (missing.Count > 0) throw new InvalidOperationException($"The {preset.Name} weights in {folder} are incomplete: missing {string.Join(", ", missing)}.");
-        return new ModelFolder(folder, transformerIsFolder ? In("transformer") : In(transformerFile), In("ae.safetensors"));
     }
 }

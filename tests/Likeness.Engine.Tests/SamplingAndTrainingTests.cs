@@ -130,7 +130,7 @@ public sealed class SamplingAndTrainingTests
         foreach (var item in manifest.Items)
         {
             using var scope = NewDisposeScope();
-            var (w, h) = DatasetReader.Bucket(item.Width, item.Height, 256);
+            var (w, h) = DatasetReader.Bucket(item.Width, item.Height, models.Preset.BaseResolution);
             var x0 = models.Autoencoder.Encode(ImageTensors.FromEncoded(item.Bytes, w, h).unsqueeze(0));
             var (txt, vec) = models.Text.Encode([item.Caption]);
             for (var k = 0; k < 6; k++)
@@ -148,29 +148,38 @@ public sealed class SamplingAndTrainingTests
         return total / n;
     }
 
-    internal static string Dataset(string dir, int count)
+    internal static string Dataset(string dir, int count) => Dataset(dir, "TESTX", Enumerable.Range(0, count).Select(i =>
+    {
+        var bitmap = new SKBitmap(96, 128);
+        using (var canvas = new SKCanvas(bitmap))
+        {
+            canvas.Clear(new SKColor((byte)(60 * i), 120, (byte)(200 - 40 * i)));
+            using var paint = new SKPaint { Color = SKColors.White };
+            canvas.DrawCircle(48, 40 + 10 * i, 20, paint);
+        }
+        return (bitmap, $"a photo of TESTX object, variant {i}");
+    }).ToList());
+
+    /// <summary>A dataset zip as the service writes it (manifest.json, NNN.jpg, NNN.txt); disposes the bitmaps.</summary>
+    internal static string Dataset(string dir, string triggerWord, IReadOnlyList<(SKBitmap Image, string Caption)> photos)
     {
         var path = Path.Combine(dir, "dataset.zip");
         using var zip = ZipFile.Open(path, ZipArchiveMode.Create);
         var items = new List<object>();
-        for (var i = 0; i < count; i++)
+        for (var i = 0; i < photos.Count; i++)
         {
-            using var bitmap = new SKBitmap(96, 128);
-            using (var canvas = new SKCanvas(bitmap))
+            var (bitmap, caption) = photos[i];
+            using (bitmap)
+            using (var data = SKImage.FromBitmap(bitmap).Encode(SKEncodedImageFormat.Jpeg, 90))
             {
-                canvas.Clear(new SKColor((byte)(60 * i), 120, (byte)(200 - 40 * i)));
-                using var paint = new SKPaint { Color = SKColors.White };
-                canvas.DrawCircle(48, 40 + 10 * i, 20, paint);
+                var name = $"{i + 1:000}";
+                using (var s = zip.CreateEntry(name + ".jpg").Open()) data.SaveTo(s);
+                using (var s = new StreamWriter(zip.CreateEntry(name + ".txt").Open())) s.Write(caption);
+                items.Add(new { image = name + ".jpg", caption, width = bitmap.Width, height = bitmap.Height });
             }
-            using var data = SKImage.FromBitmap(bitmap).Encode(SKEncodedImageFormat.Jpeg, 90);
-            var name = $"{i + 1:000}";
-            using (var s = zip.CreateEntry(name + ".jpg").Open()) data.SaveTo(s);
-            var caption = $"a photo of TESTX object, variant {i}";
-            using (var s = new StreamWriter(zip.CreateEntry(name + ".txt").Open())) s.Write(caption);
-            items.Add(new { image = name + ".jpg", caption, width = 96, height = 128 });
         }
         using (var s = zip.CreateEntry("manifest.json").Open())
-            JsonSerializer.Serialize(s, new { triggerWord = "TESTX", baseModel = "flux-tiny", items });
+            JsonSerializer.Serialize(s, new { triggerWord, baseModel = "flux-tiny", items });
         return path;
     }
 

@@ -277,6 +277,12 @@ public sealed class AutoEncoder : nn.Module
         return decoder.forward(unscaled.to_type(Dtype)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The encoder's raw output [B, 2z, h, w]: the posterior's mean and log-variance (for training).</summary>
+    internal Tensor Moments(Tensor x) => encoder.forward(x);
+
+    /// <summary>Unscaled latents (as the encoder gives them) → pixels (for training).</summary>
+    internal Tensor DecodeUnscaled(Tensor z) => decoder.forward(z);
+
     public static AutoEncoder CreateInitialized(AutoEncoderParams p, long seed, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var ae = new AutoEncoder(p, device);

@@ -71,15 +71,24 @@ public static class FluxSampling
 
     /// <summary>
     /// Euler integration of the flow: img += (t_prev − t_curr)·v(img, t_curr). One dispose scope per step.
-    /// <paramref name="shouldStop"/> is checked between steps.
+    /// With <paramref name="unconditional"/> (the empty prompt's txt and vec), classifier-free guidance: each step
+    /// runs both prompts as one batch and takes v = v_empty + <paramref name="cfgScale"/>·(v_prompt − v_empty), for
+    /// models that learned the empty prompt (caption dropout) and were not guidance-distilled.
     /// </summary>
     public static Tensor Denoise(FluxModel model, Tensor img, Tensor imgIds, Tensor txt, Tensor txtIds, Tensor vec,
-        double[] timesteps, float guidance, CancellationToken cancellationToken = default)
+        double[] timesteps, float guidance, CancellationToken cancellationToken = default,
+        (Tensor Txt, Tensor Vec)? unconditional = null, float cfgScale = 1f)
     {
         using var noGrad = no_grad();
         var batch = img.shape[0];
+        var passes = unconditional is null ? 1 : 2;
         using var guidanceScalar = guidance.ToScalar();
-        using var guidanceVec = full([batch], guidanceScalar, img.dtype, img.device);
+        using var guidanceVec = full([batch * passes], guidanceScalar, img.dtype, img.device);
+        using var scale = cfgScale.ToScalar();
+        using var pairedTxt = unconditional is { } u ? cat([txt, u.Txt.expand(txt.shape)]) : txt.alias();
+        using var pairedVec = unconditional is { } v ? cat([vec, v.Vec.expand(vec.shape)]) : vec.alias();
+        using var pairedImgIds = passes == 2 ? cat([imgIds, imgIds]) : imgIds.alias();
+        using var pairedTxtIds = passes == 2 ? cat([txtIds, txtIds]) : txtIds.alias();
         var x = img.alias();
         for (var i = 0; i < timesteps.Length - 1; i++)
         {
@@ -87,8 +96,14 @@ public static class FluxSampling
             using var scope = NewDisposeScope();
             using var t = timesteps[i].ToScalar();
             using var dt = (timesteps[i + 1] - timesteps[i]).ToScalar();
-            var tCurr = full([batch], t, img.dtype, img.device);
-            var pred = model.forward(x, imgIds, txt, txtIds, tCurr, vec, model.Params.GuidanceEmbed ? guidanceVec : null);
+            var tCurr = full([batch * passes], t, img.dtype, img.device);
+            var input = passes == 2 ? cat([x, x]) : x;
+            var pred = model.forward(input, pairedImgIds, pairedTxt, pairedTxtIds, tCurr, pairedVec, model.Params.GuidanceEmbed ? guidanceVec : null);
+            if (passes == 2)
+            {
+                var (conditional, empty) = (pred.narrow(0, 0, batch), pred.narrow(0, batch, batch));
+                pred = empty.add(conditional - empty, scale);
+            }
             var next = x.add(pred.mul(dt), One);
             x.Dispose();
             x = next.MoveToOuterDisposeScope();

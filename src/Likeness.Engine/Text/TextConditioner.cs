@@ -53,11 +53,22 @@ public sealed class TextConditioner : IDisposable
     /// <summary>The tiny encoders with byte tokenizers, initialised deterministically from the seed.</summary>
     public static TextConditioner CreateTiny(long seed, int maxT5Tokens = 128, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
+        var (t5, clip) = CreateTinyEncoders(seed, device);
+        return Tiny(t5.In(dtype), clip.In(dtype), maxT5Tokens, device);
+    }
+
+    /// <summary>The tiny encoders with the byte tokenizers they were made for.</summary>
+    public static TextConditioner Tiny(T5Encoder t5, ClipTextModel clip, int maxT5Tokens, Device? device = null) =>
+        new(t5, clip, new ByteT5Tokenizer(), new ByteClipTokenizer(), maxT5Tokens, device);
+
+    /// <summary>The tiny T5 and CLIP, initialised deterministically from the seed (fp32, trainable).</summary>
+    internal static (T5Encoder T5, ClipTextModel Clip) CreateTinyEncoders(long seed, Device? device = null)
+    {
         var t5 = new T5Encoder(T5Params.Tiny, device);
         var clip = new ClipTextModel(ClipTextParams.Tiny, device);
         Initialize(t5, seed);
         Initialize(clip, seed + 1);
-        return new TextConditioner(t5.In(dtype), clip.In(dtype), new ByteT5Tokenizer(), new ByteClipTokenizer(), maxT5Tokens, device);
+        return (t5, clip);
     }
 
     /// <summary>

@@ -16,7 +16,7 @@ namespace Likeness.Engine.Training;
 public sealed class AdamW : IDisposable
 {
     private readonly IReadOnlyList<Parameter> _parameters;
-    private readonly double _lr, _beta1, _beta2, _eps, _weightDecay;
+    private readonly double _beta1, _beta2, _eps, _weightDecay;
     private readonly long[] _steps;
     private readonly Tensor[] _expAvg;
     private readonly Tensor[] _expAvgSq;
@@ -24,11 +24,14 @@ public sealed class AdamW : IDisposable
     public AdamW(IEnumerable<Parameter> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
     {
         _parameters = [.. parameters];
-        (_lr, _beta1, _beta2, _eps, _weightDecay) = (lr, beta1, beta2, eps, weightDecay);
+        (LearningRate, _beta1, _beta2, _eps, _weightDecay) = (lr, beta1, beta2, eps, weightDecay);
         _steps = new long[_parameters.Count];
         _expAvg = [.. _parameters.Select(p => zeros_like(p).DetachFromDisposeScope())];
         _expAvgSq = [.. _parameters.Select(p => zeros_like(p).DetachFromDisposeScope())];
     }
+
+    /// <summary>The step size of the next <see cref="Step"/>; a schedule may change it between steps.</summary>
+    public double LearningRate { get; set; }
 
     public void ZeroGrad()
     {
@@ -43,7 +46,7 @@ public sealed class AdamW : IDisposable
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        using var decay = (1 - _lr * _weightDecay).ToScalar();
+        using var decay = (1 - LearningRate * _weightDecay).ToScalar();
         using var beta1 = _beta1.ToScalar();
         using var beta2 = _beta2.ToScalar();
         using var oneMinusBeta1 = (1 - _beta1).ToScalar();
@@ -62,7 +65,7 @@ public sealed class AdamW : IDisposable
             _expAvgSq[i].mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
             using var sqrtCorrection2 = Math.Sqrt(biasCorrection2).ToScalar();
             var denom = _expAvgSq[i].sqrt().div(sqrtCorrection2).add_(eps, One);
-            using var negativeStepSize = (-(_lr / biasCorrection1)).ToScalar();
+            using var negativeStepSize = (-(LearningRate / biasCorrection1)).ToScalar();
             param.addcdiv_(_expAvg[i], denom, negativeStepSize);
         }
     }

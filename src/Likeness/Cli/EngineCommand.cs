@@ -12,9 +12,9 @@ namespace Likeness.Cli;
 /// <summary><c>likeness engine …</c>: the FLUX engine's own verbs (forward, bench, train, generate).</summary>
 internal static class EngineCommand
 {
-    public static Command Create() => new("engine", "Run the FLUX engine directly: forward, bench, train, generate.")
+    public static Command Create() => new("engine", "Run the FLUX engine directly: forward, autoencode, bench, train, generate, init, pretrain, scenes.")
     {
-        Forward(), Autoencode(), Bench(), Train(), Generate(), Init(),
+        Forward(), Autoencode(), Bench(), Train(), Generate(), Init(), PretrainCommands.Pretrain(), PretrainCommands.Scenes(),
     };
 
     private static Command Init()

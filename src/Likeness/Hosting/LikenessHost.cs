@@ -167,8 +167,9 @@ public static class LikenessHost
     }
 
     /// <summary>
-    /// A process that will run the engine fails at start, not at its first job, when a full-size preset's files are
-    /// missing (every missing one named) or a pinned CUDA device is not there.
+    /// A process that will run the engine fails at start, not at its first job, when a preset's files are missing
+    /// (every missing one named: a full-size preset's in --models, flux-tiny's beside the binary or in --models) or a
+    /// pinned CUDA device is not there.
     /// </summary>
     private static void CheckEngineSettings(LikenessOptions options)
     {
@@ -177,6 +178,7 @@ public static class LikenessHost
             if (!string.Equals(options.EngineDevice, "auto", StringComparison.OrdinalIgnoreCase)) FluxEngine.DeviceFor(options.EngineDevice);
             var preset = FluxPreset.ByName(options.EnginePreset);
             if (!preset.IsTiny) ModelFolder.Locate(preset, options.Models);
+            else if (preset.Pretrained) TinyWeightsFolder.Locate(options.Models ?? FluxPreset.TinyWeights);
         }
         catch (InvalidOperationException e)
         {
