@@ -43,7 +43,7 @@ public sealed class AutoencoderPretrainer(SceneComposer training, SceneComposer 
         state.Run("autoencoder", start, o.Steps, o.LearningRate, o.Warmup, o.CheckpointEvery, optimizer, parameters, modules, null, step =>
         {
             var random = PretrainState.StepRandom(seed, 1, step);
-            var images = Crops(Batch(training, random, o.Batch), o.Crop, random);
+            var images = Crops(training.Batch(random, o.Batch), o.Crop, random);
             using var generator = new Generator((ulong)random.NextInt64(), torch.device("cpu"));
             var moments = ae.Moments(images).chunk(2, 1);
             var (mean, logVar) = (moments[0], moments[1].clamp(LogVarMin, LogVarMax));
@@ -77,7 +77,7 @@ public sealed class AutoencoderPretrainer(SceneComposer training, SceneComposer 
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var random = PretrainState.StepRandom(seed, 3, 0);
-        var means = Enumerable.Range(0, (count + 31) / 32).Select(_ => ae.Moments(Batch(training, random, 32)).chunk(2, 1)[0]).ToList();
+        var means = Enumerable.Range(0, (count + 31) / 32).Select(_ => ae.Moments(training.Batch(random, 32)).chunk(2, 1)[0]).ToList();
         var all = cat(means, 0);
         return (all.mean().item<float>(), 1.0 / all.std().item<float>());
     }
@@ -94,7 +94,7 @@ public sealed class AutoencoderPretrainer(SceneComposer training, SceneComposer 
         for (var done = 0; done < count; done += 16)
         {
             using var scope = NewDisposeScope();
-            var images = Batch(composer, random, Math.Min(16, count - done));
+            var images = composer.Batch(random, Math.Min(16, count - done));
             var decoded = ae.Decode(ae.Encode(images)).clamp(PixelMin, PixelMax);
             var error = decoded - images;
             squared += error.mul(error).sum().item<float>() / 4; // [−1, 1] → [0, 1] halves the error
@@ -115,17 +115,5 @@ public sealed class AutoencoderPretrainer(SceneComposer training, SceneComposer 
             return images[i].narrow(1, y, side).narrow(2, x, side);
         }).ToList();
         return stack(crops).MoveToOuterDisposeScope();
-    }
-
-    internal static Tensor Batch(SceneComposer composer, Random random, int count)
-    {
-        using var scope = NewDisposeScope();
-        var images = new List<Tensor>();
-        for (var i = 0; i < count; i++)
-        {
-            using var scene = composer.Compose(random);
-            images.Add(ImageTensors.FromBitmap(scene.Image, composer.Size, composer.Size));
-        }
-        return stack(images).MoveToOuterDisposeScope();
     }
 }

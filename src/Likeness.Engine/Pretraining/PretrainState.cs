@@ -104,9 +104,6 @@ internal sealed class PretrainState(string folder)
         File.AppendAllText(LossLog, string.Create(CultureInfo.InvariantCulture, $"{step},{loss:G6}\n"));
     }
 
-    public bool Finished(int totalSteps) => File.Exists(StateFile)
-        && JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(StateFile))!["step"] >= totalSteps;
-
     /// <summary>Warm-up over the first steps, then a cosine from the peak down to a tenth of it.</summary>
     public static double LearningRate(double peak, int step, int total, int warmup)
     {

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using Likeness.Engine.Imaging;
 using SkiaSharp;
+using static TorchSharp.torch;
 
 namespace Likeness.Engine.Pretraining;
 
@@ -82,6 +84,20 @@ public sealed class SceneComposer(IReadOnlyList<EmojiEntry> objects, int size)
     {
         var variants = _byBase[random.Next(_byBase.Length)];
         return variants[random.Next(variants.Length)];
+    }
+
+    /// <summary><paramref name="count"/> scenes as one batch [count, 3, size, size] in [−1, 1]; their captions appended to <paramref name="captions"/>.</summary>
+    public Tensor Batch(Random random, int count, List<string>? captions = null)
+    {
+        using var scope = NewDisposeScope();
+        var images = new List<Tensor>();
+        for (var i = 0; i < count; i++)
+        {
+            using var scene = Compose(random);
+            images.Add(ImageTensors.FromBitmap(scene.Image, size, size));
+            captions?.Add(scene.Caption);
+        }
+        return stack(images).MoveToOuterDisposeScope();
     }
 
     private static string Describe(EmojiEntry e) => e.SkinTone is null ? e.Name : $"{e.Name} with {e.SkinTone}";

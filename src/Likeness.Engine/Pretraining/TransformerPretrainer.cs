@@ -113,14 +113,8 @@ public sealed class TransformerPretrainer(SceneComposer training, long seed, str
             var random = PretrainState.StepRandom(seed, 5, done / chunk);
             var n = Math.Min(chunk, count - done);
             using var scope = NewDisposeScope();
-            var images = new List<Tensor>();
-            for (var i = 0; i < n; i++)
-            {
-                using var scene = training.Compose(random);
-                images.Add(Imaging.ImageTensors.FromBitmap(scene.Image, training.Size, training.Size));
-                all.Add(scene.Caption);
-            }
-            chunks.Add(ae.Encode(stack(images)).MoveToOuterDisposeScope());
+            var images = training.Batch(random, n, all);
+            chunks.Add(ae.Encode(images).MoveToOuterDisposeScope());
             var rate = (done + n) / watch.Elapsed.TotalSeconds;
             progress?.Report(new PretrainProgress("scenes", done + n, count, 0, rate, TimeSpan.FromSeconds((count - done - n) / rate)));
         }
