@@ -91,7 +91,7 @@ public sealed class FluxEngine : IDisposable
             var txtIds = FluxSampling.TextIds(1, txt.shape[1], Device);
             var schedule = FluxSampling.Schedule(o.Steps, (int)img.shape[1], Preset.ShiftSchedule);
             // flux-tiny is not guidance-distilled: its guidance is classifier-free, against the empty prompt (1 = none).
-            var unconditional = Preset.ClassifierFreeGuidance && o.Guidance != 1f ? models.Text.Encode([""]) : ((Tensor, Tensor)?)null;
+            var unconditional = Preset.ClassifierFreeGuidance && o.Guidance != 1f ? models.Text.EncodeEmpty() : ((Tensor, Tensor)?)null;
             var latents = FluxSampling.Denoise(models.Transformer, img, imgIds, txt, txtIds, vec, schedule, o.Guidance, ct,
                 unconditional, o.Guidance);
             using var noGrad = no_grad();

@@ -36,6 +36,30 @@ public sealed class TextConditioner : IDisposable
         _t5.to(device);
         _clip.to(device);
         _device = device;
+        DropEmpty();
+    }
+
+    private (Tensor Txt, Tensor Vec)? _empty;
+
+    /// <summary>
+    /// The empty prompt's encoding, computed once (classifier-free guidance needs it for every image); the caller owns
+    /// the aliases it gets, as with <see cref="Encode"/>.
+    /// </summary>
+    public (Tensor Txt, Tensor Vec) EncodeEmpty()
+    {
+        if (_empty is null)
+        {
+            var (txt, vec) = Encode([""]);
+            _empty = (txt.DetachFromDisposeScope(), vec.DetachFromDisposeScope());
+        }
+        return (_empty.Value.Txt.alias(), _empty.Value.Vec.alias());
+    }
+
+    private void DropEmpty()
+    {
+        _empty?.Txt.Dispose();
+        _empty?.Vec.Dispose();
+        _empty = null;
     }
 
     public (Tensor Txt, Tensor Vec) Encode(IReadOnlyList<string> prompts)
@@ -107,6 +131,7 @@ public sealed class TextConditioner : IDisposable
 
     public void Dispose()
     {
+        DropEmpty();
         _t5.Dispose();
         _clip.Dispose();
     }
