@@ -3,7 +3,7 @@
 // (backgrounds, sizes and places none of its photos had), and attribute every generated image to the subject whose
 // photos it resembles most in SceneFeatures' foreground-colour space. Also writes a montage for the README.
 // Usage: dotnet run --project bench/Fidelity -c Release -- --likeness bench/out/likeness/likeness.dll --emoji data/emoji
-//        [--subjects 4] [--out bench/out/fidelity] [--montage docs/fidelity.png]
+//        [--subjects 4] [--out bench/out/fidelity] [--montage docs/fidelity.png] [--parallel 2 (services side by side)]
 //    or: dotnet run --project bench/Fidelity -c Release -- --quality --emoji data/emoji [--count 48]
 //        (the shipped flux-tiny alone: autoencoder PSNR and prompt following, see Quality.cs)
 using System.Diagnostics;
@@ -27,6 +27,7 @@ var catalog = EmojiCatalog.Load(Arg("emoji", "data/emoji"));
 var subjectCount = int.Parse(Arg("subjects", "4"));
 var outFolder = Path.GetFullPath(Arg("out", "bench/out/fidelity"));
 var montagePath = options.ContainsKey("montage") ? Path.GetFullPath(options["montage"]) : null;
+var parallel = int.Parse(Arg("parallel", "1"));
 Directory.CreateDirectory(outFolder);
 
 // Subjects: held-out objects without skin tones, chosen greedily to be far apart in the feature space (so that the
@@ -49,30 +50,36 @@ var prompts = new[]
     (Text: "a photo of {0} object on a {1} to white gradient", Colour: newColours[3]),
 };
 
-var port = 18300 + Environment.ProcessId % 500;
-var api = $"http://127.0.0.1:{port}";
-var data = Path.Combine(outFolder, "data");
-if (Directory.Exists(data)) Directory.Delete(data, true);
-using var server = Process.Start(new ProcessStartInfo("dotnet", [likeness, "serve", "--data", data, "--urls", api])
-{
-    RedirectStandardOutput = true, RedirectStandardError = true,
-})!;
-server.OutputDataReceived += (_, _) => { };
-server.ErrorDataReceived += (_, _) => { };
-server.BeginOutputReadLine();
-server.BeginErrorReadLine();
+// --parallel N: N services (each trains one LoRA at a time, as a flux-tiny engine does), subjects dealt round-robin.
+var servers = new List<(Process Process, HttpClient Http)>();
 try
 {
-    using var http = new HttpClient { BaseAddress = new Uri(api), Timeout = TimeSpan.FromMinutes(5) };
-    while (true)
+    for (var k = 0; k < parallel; k++)
     {
-        try { if ((await http.GetAsync("/health")).IsSuccessStatusCode) break; } catch (HttpRequestException) { }
-        await Task.Delay(200);
+        var api = $"http://127.0.0.1:{18300 + (Environment.ProcessId + 7 * k) % 500}";
+        var data = Path.Combine(outFolder, $"data{k}");
+        if (Directory.Exists(data)) Directory.Delete(data, true);
+        var server = Process.Start(new ProcessStartInfo("dotnet", [likeness, "serve", "--data", data, "--urls", api])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        })!;
+        server.OutputDataReceived += (_, _) => { };
+        server.ErrorDataReceived += (_, _) => { };
+        server.BeginOutputReadLine();
+        server.BeginErrorReadLine();
+        var client = new HttpClient { BaseAddress = new Uri(api), Timeout = TimeSpan.FromMinutes(5) };
+        servers.Add((server, client));
+        while (true)
+        {
+            try { if ((await client.GetAsync("/health")).IsSuccessStatusCode) break; } catch (HttpRequestException) { }
+            await Task.Delay(200);
+        }
+        client.DefaultRequestHeaders.Add("X-API-Key", (await File.ReadAllTextAsync(Path.Combine(data, "default-api-key"))).Trim());
     }
-    http.DefaultRequestHeaders.Add("X-API-Key", (await File.ReadAllTextAsync(Path.Combine(data, "default-api-key"))).Trim());
+    HttpClient Http(int subject) => servers[subject % servers.Count].Http;
 
     var photos = new List<List<SKBitmap>>();
-    var loras = new List<(string Id, string Trigger, double Seconds)>();
+    var submitted = new List<(string Id, Stopwatch Watch)>();
     for (var s = 0; s < subjects.Count; s++)
     {
         var composer = new SceneComposer([subjects[s].Entry], 512);
@@ -93,20 +100,33 @@ try
             form.Add(part, "images", $"{i:D2}.png");
         }
         photos.Add(mine);
-        var watch = Stopwatch.StartNew();
-        var created = await (await http.PostAsync("/v2/loras", form)).EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonObject>();
-        var id = created!["id"]!.GetValue<string>();
+        // Each service trains one LoRA at a time: its next is submitted when the last is READY, so upload → READY
+        // never includes a wait in the queue.
+        if (s >= servers.Count) await WaitReady(s - servers.Count);
+        var created = await (await Http(s).PostAsync("/v2/loras", form)).EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonObject>();
+        submitted.Add((created!["id"]!.GetValue<string>(), Stopwatch.StartNew()));
+    }
+    var loras = new List<(string Id, string Trigger, double Seconds)>();
+    for (var s = 0; s < subjects.Count; s++) loras.Add(await WaitReady(s));
+
+    async Task<(string Id, string Trigger, double Seconds)> WaitReady(int s)
+    {
+        var (id, watch) = submitted[s];
         JsonObject lora;
         while (true)
         {
-            lora = (await http.GetFromJsonAsync<JsonObject>($"/v2/loras/{id}"))!;
+            lora = (await Http(s).GetFromJsonAsync<JsonObject>($"/v2/loras/{id}"))!;
             var status = lora["status"]!.GetValue<string>();
             if (status is "READY" or "FAILED") break;
             await Task.Delay(500);
         }
         if (lora["status"]!.GetValue<string>() != "READY") throw new InvalidOperationException($"LoRA {id} failed: {lora.ToJsonString()}");
-        loras.Add((id, lora["triggerWord"]!.GetValue<string>(), watch.Elapsed.TotalSeconds));
-        Console.WriteLine($"subject {s} ({subjects[s].Entry.Name}): LoRA {id} READY in {watch.Elapsed.TotalSeconds:F1} s");
+        if (watch.IsRunning)
+        {
+            watch.Stop();
+            Console.WriteLine($"subject {s} ({subjects[s].Entry.Name}): LoRA {id} READY in {watch.Elapsed.TotalSeconds:F1} s");
+        }
+        return (id, lora["triggerWord"]!.GetValue<string>(), watch.Elapsed.TotalSeconds);
     }
 
     var prototypes = photos.Select(p => SceneFeatures.Mean(p.Select(SceneFeatures.Histogram))).ToList();
@@ -125,10 +145,10 @@ try
                 ["model"] = "flux-lora", ["prompt"] = prompt,
                 ["fluxLoraParams"] = new JsonObject { ["loraId"] = loras[s].Id, ["num_outputs"] = 1, ["seed"] = 7 + p },
             };
-            var generation = await (await http.PostAsJsonAsync("/v2/images/generate", body)).EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonObject>();
+            var generation = await (await Http(s).PostAsJsonAsync("/v2/images/generate", body)).EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonObject>();
             foreach (var image in generation!["images"]!.AsArray())
             {
-                var bytes = await http.GetByteArrayAsync(image!["url"]!.GetValue<string>());
+                var bytes = await Http(s).GetByteArrayAsync(image!["url"]!.GetValue<string>());
                 var bitmap = SKBitmap.Decode(bytes);
                 await File.WriteAllBytesAsync(Path.Combine(outFolder, $"subject{s}-prompt{p}.png"), bytes);
                 mine.Add(bitmap);
@@ -152,8 +172,12 @@ try
 }
 finally
 {
-    server.Kill(entireProcessTree: true);
-    await server.WaitForExitAsync();
+    foreach (var (server, client) in servers)
+    {
+        server.Kill(entireProcessTree: true);
+        await server.WaitForExitAsync();
+        client.Dispose();
+    }
 }
 
 static SKBitmap ComposePhoto(SceneComposer composer, Random random, string colour)

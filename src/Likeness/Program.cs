@@ -1,6 +1,10 @@
 using System.CommandLine;
 using Likeness.Cli;
+using Likeness.Engine;
 using Microsoft.Extensions.Options;
+
+// Before anything loads libtorch: its OpenMP threads must not busy-wait on cores this process shares.
+EngineThreads.ConfigureProcess();
 
 var root = new RootCommand("Likeness: train personal FLUX.1 LoRAs from 15–30 photos and generate photos of the subject.")
 {

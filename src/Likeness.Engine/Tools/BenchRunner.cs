@@ -24,7 +24,8 @@ public sealed record BenchResult(
 /// <summary>
 /// <c>likeness engine bench</c>: times the transformer (forward, LoRA training step or full training step) on random
 /// weights and inputs, and a 4096² fp32 matmul in the same process, and reports achieved FLOP/s of each; also the
-/// same matmul in bf16, which says whether <c>--engine-precision bf16</c> pays on this CPU.
+/// a matmul in bf16 (1024²: on a CPU without bf16 instructions 4096² takes minutes), which says whether
+/// <c>--engine-precision bf16</c> pays on this CPU.
 /// </summary>
 public static class BenchRunner
 {
@@ -81,7 +82,7 @@ public static class BenchRunner
         var matmulGflops = MatmulGflops();
         return new BenchResult(mode, batch, imgTokens, txtTokens, threads, Math.Round(median, 2),
             Math.Round(modelGflops, 2), Math.Round(matmulGflops, 2), Math.Round(modelGflops / matmulGflops, 3),
-            Math.Round(MatmulGflops(dtype: ScalarType.BFloat16), 2));
+            Math.Round(MatmulGflops(1024, ScalarType.BFloat16), 2));
     }
 
     /// <summary>2 FLOPs per multiply-add over every matmul of one forward, attention's QKᵀ and AV included.</summary>

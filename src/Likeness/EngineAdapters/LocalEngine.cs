@@ -11,12 +11,7 @@ public static class LocalEngine
     public static IServiceCollection AddLocalEngine(this IServiceCollection services, string preset, string? modelsFolder, int? threads = null,
         string? precision = null, string? device = null)
     {
-        services.AddSingleton(_ =>
-        {
-            // Process-wide in libtorch: caps the engine's CPU use where the machine is shared.
-            if (threads is > 0) TorchSharp.torch.set_num_threads(threads.Value);
-            return new FluxEngine(FluxPreset.ByName(preset), modelsFolder, FluxEngine.DeviceFor(device), precision);
-        });
+        services.AddSingleton(_ => new FluxEngine(FluxPreset.ByName(preset), modelsFolder, FluxEngine.DeviceFor(device), precision, threads));
         services.AddSingleton<ITrainer, LocalTrainer>();
         services.AddSingleton<IImageGenerator, LocalImageGenerator>();
         return services;

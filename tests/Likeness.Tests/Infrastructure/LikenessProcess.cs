@@ -25,7 +25,10 @@ public sealed class LikenessProcess : IDisposable
         ["Likeness__Webhooks__RetrySchedule__0"] = "00:00:00.500",
     };
 
-    public static LikenessProcess Start(params string[] args)
+    public static LikenessProcess Start(params string[] args) => Start(new Dictionary<string, string?>(), args);
+
+    /// <summary>With <paramref name="environment"/> over the test settings (a null value removes the variable).</summary>
+    public static LikenessProcess Start(IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet", ["exec", Path.Combine(AppContext.BaseDirectory, "likeness.dll"), .. args])
         {
@@ -34,6 +37,9 @@ public sealed class LikenessProcess : IDisposable
             UseShellExecute = false,
         };
         foreach (var (k, v) in TestEnvironment) info.Environment[k] = v;
+        foreach (var (k, v) in environment)
+            if (v is null) info.Environment.Remove(k);
+            else info.Environment[k] = v;
         var process = new LikenessProcess(Process.Start(info)!);
         process._process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (process._output) process._output.Add(e.Data); };
         process._process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (process._output) process._output.Add(e.Data); };
@@ -43,9 +49,11 @@ public sealed class LikenessProcess : IDisposable
     }
 
     /// <summary>Runs a verb to completion and returns its output lines.</summary>
-    public static async Task<string[]> RunAsync(params string[] args)
+    public static Task<string[]> RunAsync(params string[] args) => RunAsync(new Dictionary<string, string?>(), args);
+
+    public static async Task<string[]> RunAsync(IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
-        using var p = Start(args);
+        using var p = Start(environment, args);
         await p._process.WaitForExitAsync();
         p._process.WaitForExit(); // flushes the redirected output
         Assert.True(p._process.ExitCode == 0, $"likeness {string.Join(' ', args)} exited {p._process.ExitCode}: {p.Output}");
