@@ -8,6 +8,7 @@ using Likeness.Core.Webhooks;
 using Likeness.Engine;
 using Likeness.Engine.Lora;
 using Likeness.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -47,7 +48,7 @@ public static class LoraEndpoints
 
         using (upload)
         {
-            var (lora, errors) = LoraForm.Parse(upload.Fields, options.Value.Training.MinSteps);
+            var (lora, errors) = LoraForm.Parse(upload.Fields, upload.OverlongFields, options.Value.Training.MinSteps);
             if (lora is null) return Problems.Validation(errors);
 
             var count = upload.Files.Count + upload.OversizedImages.Count;
@@ -110,7 +111,7 @@ public static class LoraEndpoints
             "The team already has its maximum number of LoRAs in PENDING, UPLOADING or TRAINING; retry when one finishes.");
     }
 
-    private static async Task<IResult> List(HttpContext http, LikenessDb db, string? cursor, string? limit, string? includeArchived, string? status)
+    private static async Task<Results<Ok<Page<LoraResponse>>, ProblemHttpResult>> List(HttpContext http, LikenessDb db, string? cursor, string? limit, string? includeArchived, string? status)
     {
         var teamId = http.Caller().TeamId;
         if (Cursor.ParseLimit(limit, out var take) is { } badLimit) return badLimit;
@@ -126,7 +127,7 @@ public static class LoraEndpoints
         if (!withArchived) query = query.Where(l => l.Status != LoraStatus.Archived);
         if (after is not null)
         {
-            var at = new DateTime(after.Ticks, DateTimeKind.Utc);
+            var at = after.At;
             query = query.Where(l => l.CreatedAt < at || (l.CreatedAt == at && string.Compare(l.Id, after.Id) < 0));
         }
         var rows = await query.OrderByDescending(l => l.CreatedAt).ThenByDescending(l => l.Id).Take(take + 1).ToListAsync(http.RequestAborted);
