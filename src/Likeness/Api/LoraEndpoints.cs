@@ -142,20 +142,15 @@ public static class LoraEndpoints
         return lora is null ? Problems.NotFound("The LoRA") : TypedResults.Ok(LoraResponse.From(lora));
     }
 
-    private static async Task<IResult> Archive(HttpContext http, LikenessDb db, LoraLifecycle lifecycle, IBlobStore blobs, string id, string? purge)
+    private static async Task<Results<Ok<LoraResponse>, ProblemHttpResult>> Archive(HttpContext http, LikenessDb db, LoraLifecycle lifecycle,
+        LoraFiles files, string id, string? purge)
     {
         if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
         var doPurge = false;
         if (purge is not null && !bool.TryParse(purge, out doPurge)) return Problems.Field("purge", "purge must be true or false.");
         var teamId = http.Caller().TeamId;
         if (!await lifecycle.ArchiveAsync(teamId, id, http.RequestAborted)) return Problems.NotFound("The LoRA");
-        if (doPurge)
-        {
-            var generationIds = await db.Generations.Where(g => g.LoraId == id).Select(g => g.Id).ToListAsync(http.RequestAborted);
-            await blobs.DeletePrefixAsync(BlobKeys.LoraPrefix(id), http.RequestAborted);
-            foreach (var g in generationIds) await blobs.DeletePrefixAsync(BlobKeys.GenerationPrefix(g), http.RequestAborted);
-            await db.Loras.Where(l => l.Id == id).ExecuteUpdateAsync(s => s.SetProperty(l => l.Purged, true), http.RequestAborted);
-        }
+        if (doPurge) await files.PurgeAsync(id, http.RequestAborted);
         db.ChangeTracker.Clear();
         return TypedResults.Ok(LoraResponse.From((await Find(db, http, id))!));
     }
