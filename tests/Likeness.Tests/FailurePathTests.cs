@@ -130,23 +130,12 @@ public sealed class FailurePathTests
         // No worker runs here: generations stay PENDING, so a synchronous call waits.
         await using var api = await LikenessServer.StartAsync(Api(("Likeness:Generation:SyncWait", "00:00:30")), data);
         var before = await api.CreditsAsync();
-        var body = $$$"""{"model":"flux-lora","prompt":"x","fluxLoraParams":{"loraId":"{{{loraId}}}","num_outputs":2,"num_inference_steps":4}}""";
-        HttpRequestMessage Request(string? key, bool respondAsync = false)
-        {
-            var r = new HttpRequestMessage(HttpMethod.Post, "/v2/images/generate") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-            if (key is not null) r.Headers.Add("Idempotency-Key", key);
-            if (respondAsync) r.Headers.Add("Prefer", "respond-async");
-            return r;
-        }
+        var body = GenerateBody(loraId);
+        HttpRequestMessage Request(string? key, bool respondAsync = false) => GenerateMessage(body, key, respondAsync);
         Task<int> Generations() => api.WithDb(db => db.Generations.CountAsync(g => g.LoraId == loraId));
-        async Task<string> IdOf(HttpResponseMessage r) => (await r.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
 
         // 1. The client hangs up while the synchronous call waits: the generation was made and charged, the response lost.
-        using (var hangUp = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => api.Client.SendAsync(Request("hang-up"), hangUp.Token));
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (!await api.WithDb(db => db.IdempotencyRecords.AnyAsync(r => r.Key == "hang-up" && r.Completed)) && DateTime.UtcNow < deadline)
-            await Task.Delay(100);
+        await HangUpAsync(api, Request("hang-up"));
         var retry = await api.Client.SendAsync(Request("hang-up"));
         Assert.Equal(HttpStatusCode.Accepted, retry.StatusCode);
         Assert.Equal("true", retry.Headers.GetValues("Idempotent-Replayed").Single());
@@ -176,5 +165,66 @@ public sealed class FailurePathTests
         Assert.Equal(2, await Generations());
         Assert.Equal(before - 8, await api.CreditsAsync());
         Directory.Delete(data, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_replayed_synchronous_generate_whose_client_hung_up_answers_200_with_the_images_once_finished()
+    {
+        var (data, loraId) = await ReadyLoraAsync(40);
+        var body = GenerateBody(loraId);
+        long before;
+        string generationId;
+        // No worker runs here: the client hangs up while the generation is still PENDING, and a replay answers 202.
+        await using (var api = await LikenessServer.StartAsync(Api(("Likeness:Generation:SyncWait", "00:00:30")), data))
+        {
+            before = await api.CreditsAsync();
+            await HangUpAsync(api, GenerateMessage(body, "dropped"));
+            var pending = await api.Client.SendAsync(GenerateMessage(body, "dropped"));
+            Assert.Equal(HttpStatusCode.Accepted, pending.StatusCode);
+            generationId = await IdOf(pending);
+        }
+
+        await using var worker = await LikenessServer.StartAsync(dataFolder: data);
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while ((await worker.GetJsonAsync($"/v2/images/{generationId}")).GetProperty("status").GetString() is "PENDING" or "RUNNING" && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+
+        foreach (var _ in new[] { "replayed", "replayed again, from the stored answer" })
+        {
+            var replay = await worker.Client.SendAsync(GenerateMessage(body, "dropped"));
+            Assert.Equal(HttpStatusCode.OK, replay.StatusCode);
+            Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
+            var generation = await replay.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Equal(generationId, generation.GetProperty("id").GetString());
+            Assert.Equal("COMPLETED", generation.GetProperty("status").GetString());
+            Assert.Equal(2, generation.GetProperty("images").GetArrayLength());
+        }
+        Assert.Equal(1, await worker.WithDb(db => db.Generations.CountAsync(g => g.LoraId == loraId)));
+        Assert.Equal(before - 4, await worker.CreditsAsync());
+        Directory.Delete(data, recursive: true);
+    }
+
+    private static string GenerateBody(string loraId) =>
+        $$$"""{"model":"flux-lora","prompt":"x","fluxLoraParams":{"loraId":"{{{loraId}}}","num_outputs":2,"num_inference_steps":4}}""";
+
+    private static HttpRequestMessage GenerateMessage(string body, string? key, bool respondAsync = false)
+    {
+        var r = new HttpRequestMessage(HttpMethod.Post, "/v2/images/generate") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        if (key is not null) r.Headers.Add("Idempotency-Key", key);
+        if (respondAsync) r.Headers.Add("Prefer", "respond-async");
+        return r;
+    }
+
+    private static async Task<string> IdOf(HttpResponseMessage r) => (await r.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+
+    /// <summary>Sends a synchronous generate and hangs up after a second; returns once the server has settled the key.</summary>
+    private static async Task HangUpAsync(LikenessServer api, HttpRequestMessage request)
+    {
+        var key = request.Headers.GetValues("Idempotency-Key").Single();
+        using (var hangUp = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => api.Client.SendAsync(request, hangUp.Token));
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!await api.WithDb(db => db.IdempotencyRecords.AnyAsync(r => r.Key == key && r.Completed)) && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
     }
 }

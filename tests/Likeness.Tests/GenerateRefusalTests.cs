@@ -27,6 +27,7 @@ public sealed class GenerateRefusalTests(ServerFixture fixture) : IClassFixture<
         { """{"model":"flux-lora","prompt":"x","fluxLoraParams":{"loraId":"lora_00000000000000000000000000","num_inference_steps":51}}""", 400, "validation_failed" },
         { """{"model":"flux-lora","prompt":"x","fluxLoraParams":{"loraId":"lora_00000000000000000000000000","seed":-1}}""", 400, "validation_failed" },
         { """{"model":"flux-lora","prompt":"x","fluxLoraParams":{"loraId":"lora_00000000000000000000000000","seed":"abc"}}""", 400, "validation_failed" },
+        { """{"model":"flux-lora","prompt":"\ud800","fluxLoraParams":{"loraId":"lora_00000000000000000000000000"}}""", 400, "validation_failed" },
         { """not json""", 400, "validation_failed" },
         { """[1,2,3]""", 400, "validation_failed" },
         { """{"model":"flux-lora","prompt":"x","fluxLoraParams":{"loraId":"lora_00000000000000000000000000"}}""", 404, "not_found" },
@@ -39,6 +40,19 @@ public sealed class GenerateRefusalTests(ServerFixture fixture) : IClassFixture<
         var before = await Server.CreditsAsync();
         var response = await Server.Client.PostAsync("/v2/images/generate", new StringContent(body, Encoding.UTF8, "application/json"));
         await Problem.AssertAsync(response, status, code);
+        Assert.Equal(before, await Server.CreditsAsync());
+    }
+
+    [Fact]
+    public async Task Refuses_invalid_utf8_inside_a_string_as_a_validation_error()
+    {
+        var before = await Server.CreditsAsync();
+        byte[] body = [.. Encoding.UTF8.GetBytes("{\"model\":\"flux-lora\",\"prompt\":\"a "), 0xC3, 0x28, 0xFF,
+            .. Encoding.UTF8.GetBytes($"\",\"fluxLoraParams\":{{\"loraId\":\"{MissingLora}\"}}}}")];
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        var problem = await Problem.AssertAsync(await Server.Client.PostAsync("/v2/images/generate", content), 400, "validation_failed");
+        Assert.True(problem.GetProperty("errors").TryGetProperty("body", out _), problem.ToString());
         Assert.Equal(before, await Server.CreditsAsync());
     }
 

@@ -127,6 +127,8 @@ public sealed class LifecycleTests : IAsyncLifetime
     [InlineData("/v2/loras?limit=101", 400, "validation_failed")]
     [InlineData("/v2/loras?cursor=%%%", 400, "invalid_cursor")]
     [InlineData("/v2/loras?cursor=bm9wZQ", 400, "invalid_cursor")]
+    // "9223372036854775807:lora_…": ticks past DateTime.MaxValue
+    [InlineData("/v2/loras?cursor=OTIyMzM3MjAzNjg1NDc3NTgwNzpsb3JhXzAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw", 400, "invalid_cursor")]
     [InlineData("/v2/loras?status=DONE", 400, "validation_failed")]
     [InlineData("/v2/loras/abc", 400, "invalid_id")]
     [InlineData("/v2/loras/lora_0000000000000000000000000u", 400, "invalid_id")]
@@ -134,6 +136,8 @@ public sealed class LifecycleTests : IAsyncLifetime
     [InlineData("/v2/images/img_00000000000000000000000000", 404, "not_found")]
     [InlineData("/v2/images/nope", 400, "invalid_id")]
     [InlineData("/v2/team/ledger?cursor=zz", 400, "invalid_cursor")]
+    // "3155378976000000000:1": ticks one past DateTime.MaxValue
+    [InlineData("/v2/team/ledger?cursor=MzE1NTM3ODk3NjAwMDAwMDAwMDox", 400, "invalid_cursor")]
     public async Task Refuses_bad_reads(string path, int status, string code) =>
         await Problem.AssertAsync(await _server.Client.GetAsync(path), status, code);
 

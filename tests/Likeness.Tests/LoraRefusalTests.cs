@@ -121,9 +121,18 @@ public sealed class LoraRefusalTests(ServerFixture fixture) : IClassFixture<Serv
     [InlineData("webhookEvents", "completed,started", "webhookEvents")]
     [InlineData("metadata", "[1,2]", "metadata")]
     [InlineData("metadata", "{\"a\":1}", "metadata")]
+    [InlineData("metadata", "{\"a\":\"1\",\"a\":\"2\"}", "metadata")]
+    [InlineData("metadata", "{\"a\":\"\\ud800\"}", "metadata")]
     [InlineData("age", "01234567890123456789012345678901234567890", "age")]
     public Task Refuses_an_invalid_field(string field, string value, string errorKey) =>
         AssertRefusedAsync(LoraForms.Create(TestImages.Pngs(15), new Dictionary<string, string> { [field] = value }), 400, "validation_failed", field: errorKey);
+
+    [Theory]
+    [InlineData("name")]
+    [InlineData("metadata")]
+    public Task Refuses_a_field_too_long_to_keep_as_a_validation_error(string field) =>
+        AssertRefusedAsync(LoraForms.Create(TestImages.Pngs(15), new Dictionary<string, string> { [field] = new string('a', 70_000) }),
+            400, "validation_failed", field: field);
 
     [Fact]
     public Task Refuses_a_person_without_gender_and_ethnicity() =>

@@ -9,7 +9,7 @@ namespace Likeness.Core.Loras;
 /// The LoRA state machine. Every transition is one transaction that also writes the ledger rows, jobs and
 /// webhook outbox rows it implies; a transition that no longer applies (the LoRA moved on) changes nothing.
 /// </summary>
-public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals signals)
+public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals signals, LoraFiles files)
 {
     public const long CreateFee = 2;
     public const long TrainingFee = 255;
@@ -92,13 +92,17 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
         }, notify: JobQueues.Webhook);
 
     /// <summary>Any non-terminal state → FAILED with every credit it holds refunded and the failed webhook queued.</summary>
-    public Task<bool> FailAsync(string loraId, string code, string message, CancellationToken ct) =>
-        TransitionAsync(loraId, ct, async lora =>
+    public async Task<bool> FailAsync(string loraId, string code, string message, CancellationToken ct)
+    {
+        var failed = await TransitionAsync(loraId, ct, async lora =>
         {
             if (!LoraStatus.IsActive(lora.Status)) return false;
             await FailInsideAsync(lora, code, message, ct);
             return true;
         }, notify: JobQueues.Webhook);
+        if (failed) await files.DiscardDatasetAsync(loraId, CancellationToken.None);
+        return failed;
+    }
 
     /// <summary>Cancel before READY. Returns the outcome for the endpoint.</summary>
     public async Task<CancelResult> CancelAsync(string teamId, string loraId, CancellationToken ct)
@@ -116,6 +120,7 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
             result = CancelResult.Cancelled;
             return true;
         }, notify: JobQueues.Webhook);
+        if (result == CancelResult.Cancelled) await files.DiscardDatasetAsync(loraId, CancellationToken.None);
         return result;
     }
 
@@ -123,17 +128,22 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
     public async Task<bool> ArchiveAsync(string teamId, string loraId, CancellationToken ct)
     {
         var found = false;
+        var canceled = false;
         await TransitionAsync(loraId, ct, async lora =>
         {
             if (lora.TeamId != teamId) return false;
             found = true;
             if (LoraStatus.IsActive(lora.Status))
+            {
                 await FailInsideAsync(lora, "canceled", "The LoRA was archived before it was ready.", ct);
+                canceled = true;
+            }
             if (lora.Status == LoraStatus.Archived) return false;
             lora.Status = LoraStatus.Archived;
             lora.ArchivedAt = Now;
             return true;
         }, notify: JobQueues.Webhook);
+        if (canceled) await files.DiscardDatasetAsync(loraId, CancellationToken.None);
         return found;
     }
 

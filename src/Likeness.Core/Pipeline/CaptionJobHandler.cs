@@ -34,7 +34,7 @@ public sealed class CaptionJobHandler(LikenessDb db, LoraLifecycle lifecycle, IB
             items.Add(new DatasetItem(photo.Jpeg, CaptionComposer.Compose(lora.TriggerWord, subject, caption), photo.Width, photo.Height));
         }
 
-        var zip = Path.Combine(options.WorkFolder, lora.Id, "dataset.zip");
+        var zip = Path.Combine(options.LoraWorkFolder(lora.Id), "dataset.zip");
         Directory.CreateDirectory(Path.GetDirectoryName(zip)!);
         DatasetPackager.Write(zip, lora.TriggerWord, subject, engine.BaseModel, items);
         await BlobFiles.UploadAsync(blobs, BlobKeys.Dataset(lora.Id), zip, ct);

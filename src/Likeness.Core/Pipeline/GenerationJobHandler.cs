@@ -38,7 +38,7 @@ public sealed class GenerationJobHandler(LikenessDb db, IBlobStore blobs, IImage
         try
         {
             adapter = await BlobFiles.DownloadAsync(blobs, BlobKeys.Adapter(g.LoraId),
-                Path.Combine(options.WorkFolder, "adapters", g.LoraId + ".safetensors"), ct);
+                options.CachedAdapter(g.LoraId), ct);
         }
         catch (FileNotFoundException) { lastError = "The LoRA's adapter is no longer stored (it was purged)."; }
 

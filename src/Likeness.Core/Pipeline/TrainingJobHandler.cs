@@ -14,7 +14,7 @@ namespace Likeness.Core.Pipeline;
 /// Checkpoints stay in the work folder, so a worker that takes over after a crash resumes instead of starting over.
 /// </summary>
 public sealed class TrainingJobHandler(LikenessDb db, LoraLifecycle lifecycle, IBlobStore blobs, ITrainer trainer,
-    IServiceScopeFactory scopes, PipelineOptions options, ILogger<TrainingJobHandler> logger) : IJobHandler
+    LoraFiles files, IServiceScopeFactory scopes, PipelineOptions options, ILogger<TrainingJobHandler> logger) : IJobHandler
 {
     public async Task<JobOutcome> HandleAsync(Job job, CancellationToken ct)
     {
@@ -22,7 +22,7 @@ public sealed class TrainingJobHandler(LikenessDb db, LoraLifecycle lifecycle, I
         if (!await lifecycle.BeginTrainingAsync(loraId, ct)) return JobOutcome.Done;
         var lora = await db.Loras.AsNoTracking().SingleAsync(l => l.Id == loraId, ct);
 
-        var work = Path.Combine(options.WorkFolder, loraId);
+        var work = options.LoraWorkFolder(loraId);
         var zip = await BlobFiles.DownloadAsync(blobs, BlobKeys.Dataset(loraId), Path.Combine(work, "dataset.zip"), ct);
         var adapter = Path.Combine(work, "adapter.safetensors");
         await using var reporter = new ProgressWriter(scopes, loraId, options.ProgressInterval);
@@ -34,6 +34,13 @@ public sealed class TrainingJobHandler(LikenessDb db, LoraLifecycle lifecycle, I
                 new TrainingRequest(zip, adapter, Path.Combine(work, "train"), lora.TriggerWord, lora.Steps, lora.LoraRank,
                     Seed: SeedOf(loraId), CheckpointEvery: options.CheckpointEvery),
                 reporter, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Cancelled or failed elsewhere while training: the checkpoints written since its work folder was removed go too.
+            // (A shutdown leaves them, for the worker that resumes.)
+            if (!await IsStillWantedAsync(job, CancellationToken.None)) await files.DiscardDatasetAsync(loraId, CancellationToken.None);
+            throw;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

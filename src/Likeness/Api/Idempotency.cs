@@ -52,10 +52,16 @@ public sealed class Idempotency(LikenessDb db, TimeProvider clock, IOptions<Json
         var existing = await db.IdempotencyRecords.AsNoTracking().SingleOrDefaultAsync(r => r.TeamId == teamId && r.Key == key, ct);
         if (existing is not null)
         {
+            var same = existing.Endpoint == endpoint && existing.Fingerprint == fingerprint;
             // A first request that never answered: if it made its resource, that is the answer; if not, the key is free.
             var abandoned = !existing.Completed && existing.CreatedAt + Abandoned <= now;
-            if (abandoned && existing.ResourceId is not null && existing.Endpoint == endpoint && existing.Fingerprint == fingerprint)
+            if (abandoned && existing.ResourceId is not null && same)
                 return await CompleteFromResourceAsync(teamId, key, existing.ResourceId, render) ?? Replay(existing, endpoint, fingerprint);
+            // A stored 202 promised a later answer (a synchronous generate whose client hung up, or whose wait ran out):
+            // once the resource has it — 200 for a finished generation — the replay is that answer, stored for the next.
+            if (existing is { Completed: true, StatusCode: StatusCodes.Status202Accepted, ResourceId: { } progressed } && same && existing.ExpiresAt > now)
+                return await CompleteFromResourceAsync(teamId, key, progressed, render, unlessStatus: StatusCodes.Status202Accepted)
+                    ?? Replay(existing, endpoint, fingerprint);
             if (existing.ExpiresAt > now && !(abandoned && existing.ResourceId is null)) return Replay(existing, endpoint, fingerprint);
             await ForgetAsync(teamId, key);
         }
@@ -106,10 +112,14 @@ public sealed class Idempotency(LikenessDb db, TimeProvider clock, IOptions<Json
         if (resourceId is null || await CompleteFromResourceAsync(teamId, key, resourceId, render) is null) await ForgetAsync(teamId, key);
     }
 
-    /// <summary>Stores the resource's current representation as the key's response and replays it; null if it cannot.</summary>
-    private async Task<IResult?> CompleteFromResourceAsync(string teamId, string key, string resourceId, Func<string, Task<IResult>> render)
+    /// <summary>
+    /// Stores the resource's current representation as the key's response and replays it; null if it cannot, or if
+    /// its status is still <paramref name="unlessStatus"/> (the stored response stands).
+    /// </summary>
+    private async Task<IResult?> CompleteFromResourceAsync(string teamId, string key, string resourceId, Func<string, Task<IResult>> render,
+        int? unlessStatus = null)
     {
-        if (await render(resourceId) is not JsonResponse { StatusCode: >= 200 and < 300 } ok) return null;
+        if (await render(resourceId) is not JsonResponse { StatusCode: >= 200 and < 300 } ok || ok.StatusCode == unlessStatus) return null;
         await StoreAsync(teamId, key, ok);
         return new ReplayResult(ok.StatusCode!.Value, ok.Serialize(json.Value.SerializerOptions), ok.Location);
     }

@@ -47,6 +47,8 @@ public static class ImageEndpoints
 
         using (document)
         {
+            if (!JsonInput.HasValidText(document.RootElement))
+                return Problems.Field("body", "The body's strings must be valid Unicode text (UTF-8, no lone surrogates).");
             var (request, problem) = GenerateRequest.Parse(document.RootElement, engine.BaseResolution);
             if (problem is not null) return problem;
             var fingerprint = Idempotency.Fingerprint("POST /v2/images/generate", [document.RootElement.GetRawText()]);

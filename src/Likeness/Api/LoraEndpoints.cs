@@ -8,6 +8,7 @@ using Likeness.Core.Webhooks;
 using Likeness.Engine;
 using Likeness.Engine.Lora;
 using Likeness.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -47,7 +48,7 @@ public static class LoraEndpoints
 
         using (upload)
         {
-            var (lora, errors) = LoraForm.Parse(upload.Fields, options.Value.Training.MinSteps);
+            var (lora, errors) = LoraForm.Parse(upload.Fields, upload.OverlongFields, options.Value.Training.MinSteps);
             if (lora is null) return Problems.Validation(errors);
 
             var count = upload.Files.Count + upload.OversizedImages.Count;
@@ -110,7 +111,7 @@ public static class LoraEndpoints
             "The team already has its maximum number of LoRAs in PENDING, UPLOADING or TRAINING; retry when one finishes.");
     }
 
-    private static async Task<IResult> List(HttpContext http, LikenessDb db, string? cursor, string? limit, string? includeArchived, string? status)
+    private static async Task<Results<Ok<Page<LoraResponse>>, ProblemHttpResult>> List(HttpContext http, LikenessDb db, string? cursor, string? limit, string? includeArchived, string? status)
     {
         var teamId = http.Caller().TeamId;
         if (Cursor.ParseLimit(limit, out var take) is { } badLimit) return badLimit;
@@ -126,7 +127,7 @@ public static class LoraEndpoints
         if (!withArchived) query = query.Where(l => l.Status != LoraStatus.Archived);
         if (after is not null)
         {
-            var at = new DateTime(after.Ticks, DateTimeKind.Utc);
+            var at = after.At;
             query = query.Where(l => l.CreatedAt < at || (l.CreatedAt == at && string.Compare(l.Id, after.Id) < 0));
         }
         var rows = await query.OrderByDescending(l => l.CreatedAt).ThenByDescending(l => l.Id).Take(take + 1).ToListAsync(http.RequestAborted);
@@ -141,20 +142,15 @@ public static class LoraEndpoints
         return lora is null ? Problems.NotFound("The LoRA") : TypedResults.Ok(LoraResponse.From(lora));
     }
 
-    private static async Task<IResult> Archive(HttpContext http, LikenessDb db, LoraLifecycle lifecycle, IBlobStore blobs, string id, string? purge)
+    private static async Task<Results<Ok<LoraResponse>, ProblemHttpResult>> Archive(HttpContext http, LikenessDb db, LoraLifecycle lifecycle,
+        LoraFiles files, string id, string? purge)
     {
         if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
         var doPurge = false;
         if (purge is not null && !bool.TryParse(purge, out doPurge)) return Problems.Field("purge", "purge must be true or false.");
         var teamId = http.Caller().TeamId;
         if (!await lifecycle.ArchiveAsync(teamId, id, http.RequestAborted)) return Problems.NotFound("The LoRA");
-        if (doPurge)
-        {
-            var generationIds = await db.Generations.Where(g => g.LoraId == id).Select(g => g.Id).ToListAsync(http.RequestAborted);
-            await blobs.DeletePrefixAsync(BlobKeys.LoraPrefix(id), http.RequestAborted);
-            foreach (var g in generationIds) await blobs.DeletePrefixAsync(BlobKeys.GenerationPrefix(g), http.RequestAborted);
-            await db.Loras.Where(l => l.Id == id).ExecuteUpdateAsync(s => s.SetProperty(l => l.Purged, true), http.RequestAborted);
-        }
+        if (doPurge) await files.PurgeAsync(id, http.RequestAborted);
         db.ChangeTracker.Clear();
         return TypedResults.Ok(LoraResponse.From((await Find(db, http, id))!));
     }

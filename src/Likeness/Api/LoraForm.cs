@@ -10,8 +10,18 @@ public static class LoraForm
     public static readonly string[] SubjectKinds = ["person", "style", "object"];
     public static readonly string[] Genders = ["female", "male", "non-binary"];
     public static readonly string[] Events = ["completed", "failed"];
+    /// <summary>The fields this form reads; any other is ignored.</summary>
+    public static readonly string[] Fields =
+        ["name", "subjectKind", "gender", "ethnicity", "age", "steps", "loraRank", "webhookUrl", "webhookEvents", "metadata"];
 
-    public static (NewLora? Lora, Dictionary<string, string[]> Errors) Parse(IReadOnlyDictionary<string, string> f, int minSteps)
+    /// <summary>A repeated key has no single meaning (and <see cref="JsonObject"/> throws on one): refused at the parse.</summary>
+    private static readonly JsonDocumentOptions StrictDocument = new() { AllowDuplicateProperties = false };
+
+    /// <param name="f">The fields' values (the first of each).</param>
+    /// <param name="overlong">Fields whose value was too long to be kept (see <see cref="LoraUpload"/>): each is refused by name.</param>
+    /// <param name="minSteps">The configured floor of <c>steps</c>.</param>
+    public static (NewLora? Lora, Dictionary<string, string[]> Errors) Parse(IReadOnlyDictionary<string, string> f,
+        IReadOnlyCollection<string> overlong, int minSteps)
     {
         var errors = new Dictionary<string, string[]>();
         void Fail(string field, string message) => errors[field] = [message];
@@ -50,30 +60,43 @@ public static class LoraForm
         string? metadata = null;
         if (Optional(f, "metadata") is { } raw)
         {
-            if (ParseMetadata(raw) is { } error) Fail("metadata", error);
-            else metadata = JsonNode.Parse(raw)!.ToJsonString();
+            (metadata, var error) = ParseMetadata(raw);
+            if (error is not null) Fail("metadata", error);
         }
+
+        foreach (var field in overlong.Where(Fields.Contains)) Fail(field, $"{field} is far longer than it may be.");
 
         if (errors.Count > 0) return (null, errors);
         return (new NewLora(name!, kind, kind == "person" || gender is not null ? gender : null, ethnicity, age,
             steps, rank, webhookUrl, events, metadata), errors);
     }
 
-    /// <summary>The caller's map: a JSON object of at most 16 keys whose values are strings of at most 256 characters.</summary>
-    public static string? ParseMetadata(string raw)
+    /// <summary>
+    /// The caller's map: a JSON object of at most 16 distinct keys whose values are strings of at most 256 characters.
+    /// Returns it as compact JSON, or why it is refused.
+    /// </summary>
+    public static (string? Json, string? Error) ParseMetadata(string raw)
     {
-        JsonNode? node;
-        try { node = JsonNode.Parse(raw); }
-        catch (JsonException) { return "metadata must be a JSON object."; }
-        if (node is not JsonObject obj) return "metadata must be a JSON object.";
-        if (obj.Count > 16) return "metadata may have at most 16 keys.";
-        foreach (var (key, value) in obj)
+        const string notAnObject = "metadata must be a JSON object of string values, each key once.";
+        JsonDocument document;
+        try { document = JsonDocument.Parse(raw, StrictDocument); }
+        catch (JsonException) { return (null, notAnObject); }
+        using (document)
         {
-            if (key.Length is 0 or > 256) return "metadata keys must be 1–256 characters.";
-            if (value is not JsonValue v || v.GetValueKind() != JsonValueKind.String) return $"metadata.{key} must be a string.";
-            if (v.GetValue<string>().Length > 256) return $"metadata.{key} must be at most 256 characters.";
+            var obj = document.RootElement;
+            if (obj.ValueKind != JsonValueKind.Object) return (null, notAnObject);
+            if (!JsonInput.HasValidText(obj)) return (null, "metadata must be valid Unicode text (no lone surrogates).");
+            var count = 0;
+            foreach (var property in obj.EnumerateObject())
+            {
+                if (++count > 16) return (null, "metadata may have at most 16 keys.");
+                var key = property.Name;
+                if (key.Length is 0 or > 256) return (null, "metadata keys must be 1–256 characters.");
+                if (property.Value.ValueKind != JsonValueKind.String) return (null, $"metadata.{key} must be a string.");
+                if (property.Value.GetString()!.Length > 256) return (null, $"metadata.{key} must be at most 256 characters.");
+            }
+            return (JsonNode.Parse(raw)!.ToJsonString(), null);
         }
-        return null;
     }
 
     private static string? Optional(IReadOnlyDictionary<string, string> f, string key)

@@ -19,6 +19,8 @@ public sealed class LoraUpload : IDisposable
     public string Folder { get; }
     public Dictionary<string, string> Fields { get; } = new(StringComparer.Ordinal);
     public List<StagedFile> Files { get; } = [];
+    /// <summary>Fields whose value passed <see cref="MaxFieldBytes"/> (not kept, only named): a validation error, not a malformed body.</summary>
+    public HashSet<string> OverlongFields { get; } = new(StringComparer.Ordinal);
     /// <summary>Parts named 'images' that exceeded <see cref="MaxImageBytes"/> (not kept, only counted).</summary>
     public List<string> OversizedImages { get; } = [];
     public long ImageBytes { get; private set; }
@@ -89,16 +91,26 @@ public sealed class LoraUpload : IDisposable
 
     private async Task ReadFieldAsync(string name, MultipartSection section, CancellationToken ct)
     {
+        // The first value of a repeated field wins; repeats are refused by validation only for 'images'.
+        if (Fields.ContainsKey(name) || OverlongFields.Contains(name))
+        {
+            await Drain(section.Body, ct);
+            return;
+        }
         using var buffer = new MemoryStream();
         var chunk = new byte[8192];
         int n;
         while ((n = await section.Body.ReadAsync(chunk, ct)) > 0)
         {
-            if (buffer.Length + n > MaxFieldBytes) throw new MalformedException($"The form field '{name}' is longer than {MaxFieldBytes} bytes.");
+            if (buffer.Length + n > MaxFieldBytes)
+            {
+                OverlongFields.Add(name);
+                await Drain(section.Body, ct);
+                return;
+            }
             buffer.Write(chunk, 0, n);
         }
-        // The first value of a repeated field wins; repeats are refused by validation only for 'images'.
-        Fields.TryAdd(name, Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+        Fields.Add(name, Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
     }
 
     private async Task StageImageAsync(MultipartSection section, ContentDispositionHeaderValue disposition, CancellationToken ct)

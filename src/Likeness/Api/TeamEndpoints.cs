@@ -1,4 +1,5 @@
 using Likeness.Core.Data;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace Likeness.Api;
@@ -25,7 +26,7 @@ public static class TeamEndpoints
         return TypedResults.Ok(new TeamResponse(team.Id, team.Name, team.Credits, team.MaxConcurrentTrainings, active));
     }
 
-    private static async Task<IResult> Ledger(HttpContext http, LikenessDb db, string? cursor, string? limit)
+    private static async Task<Results<Ok<Page<LedgerItem>>, ProblemHttpResult>> Ledger(HttpContext http, LikenessDb db, string? cursor, string? limit)
     {
         var teamId = http.Caller().TeamId;
         if (Cursor.ParseLimit(limit, out var take) is { } badLimit) return badLimit;

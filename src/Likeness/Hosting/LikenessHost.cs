@@ -128,6 +128,7 @@ public static class LikenessHost
         services.AddSingleton<TriggerWordGenerator>();
         services.AddSingleton<ICaptioner, LocalCaptioner>();
         services.AddScoped<LoraLifecycle>();
+        services.AddScoped<LoraFiles>();
         services.AddScoped<LoraCreation>();
         services.AddScoped<GenerationCreation>();
         services.AddScoped<Idempotency>();
