@@ -1,6 +1,7 @@
 using System.Globalization;
 using Likeness.Engine.Flux;
 using Likeness.Engine.SafeTensors;
+using Likeness.Engine.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -53,19 +54,29 @@ public sealed class LoraAdapter : IDisposable
         if (rank < 1) throw new ArgumentOutOfRangeException(nameof(rank));
         var a = alpha ?? rank;
         using var generator = new Generator((ulong)seed, device("cpu"));
-        var layers = new Dictionary<string, (LoraLinear, LoraWeights)>(StringComparer.Ordinal);
-        foreach (var (path, layer) in model.Linears().Where(l => IsTarget(l.Path)).OrderBy(l => l.Path, StringComparer.Ordinal))
+        var targets = model.Linears().Where(l => IsTarget(l.Path)).OrderBy(l => l.Path, StringComparer.Ordinal).ToList();
+        var initial = new List<Tensor>();
+        foreach (var (_, layer) in targets)
         {
             // A ~ N(0, 1/r): the update starts at exactly zero through B = 0 and grows from there.
             using var normal = randn([rank, layer.InFeatures], generator: generator);
             using var std = (1.0 / Math.Sqrt(rank)).ToScalar();
-            using var init = normal.mul(std);
-            var A = new Parameter(init.to(ScalarType.Float32, layer.weight.device), requires_grad: true);
-            var B = new Parameter(zeros([layer.OutFeatures, rank], ScalarType.Float32, layer.weight.device), requires_grad: true);
-            layers[path] = (layer, new LoraWeights(A, B, a / rank));
+            initial.Add(normal.mul(std));
+            initial.Add(zeros([layer.OutFeatures, rank], ScalarType.Float32));
         }
-        return Attach(model, layers, rank, a, new Dictionary<string, string>());
+        // Trained as one flat buffer (see FlatParameters), in the order of TrainableParameters.
+        var flat = new FlatParameters(initial, targets.Count == 0 ? CPU : targets[0].Layer.weight.device);
+        foreach (var t in initial) t.Dispose();
+        var layers = new Dictionary<string, (LoraLinear, LoraWeights)>(StringComparer.Ordinal);
+        for (var i = 0; i < targets.Count; i++)
+            layers[targets[i].Path] = (targets[i].Layer, new LoraWeights(flat.Parameters[2 * i], flat.Parameters[2 * i + 1], a / rank));
+        var adapter = Attach(model, layers, rank, a, new Dictionary<string, string>());
+        adapter.Flat = flat;
+        return adapter;
     }
+
+    /// <summary>A created adapter's trainable tensors as one buffer (null for a loaded one).</summary>
+    public FlatParameters? Flat { get; private set; }
 
     /// <summary>
     /// Loads an adapter file onto the model — native, PEFT/diffusers or kohya, told apart by its keys — with each
@@ -167,5 +178,6 @@ public sealed class LoraAdapter : IDisposable
         Detach();
         foreach (var (_, w) in _layers.Values) w.Dispose();
         _layers.Clear();
+        Flat?.Dispose();
     }
 }

@@ -54,7 +54,7 @@ public static class BenchRunner
         {
             foreach (var param in model.parameters()) param.requires_grad = false;
             lora = LoraAdapter.Create(model, 16, seed: 3);
-            optimizer = new AdamW(lora.TrainableParameters(), lr: 1e-4);
+            optimizer = new AdamW(lora.Flat!, lr: 1e-4);
         }
         else if (mode == "train-full") optimizer = new AdamW(model.parameters(), lr: 1e-5);
 

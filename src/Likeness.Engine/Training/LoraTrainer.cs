@@ -33,8 +33,8 @@ public sealed record LoraTrainingResult(string AdapterPath, int Steps, double Fi
 
 /// <summary>
 /// Flow-matching LoRA training: latents and text embeddings cached once per dataset, then per step
-/// x_t = (1 − t)·x0 + t·ε with t = sigmoid(N(0, 1)), target ε − x0, MSE; AdamW on the adapter only, gradient
-/// clipping, caption dropout, aspect-ratio buckets. Every step's randomness comes from (seed, step), and a
+/// x_t = (1 − t)·x0 + t·ε with t = sigmoid(N(0, 1)), target ε − x0, MSE; AdamW on the adapter only (one flat
+/// buffer), gradient clipping, caption dropout, aspect-ratio buckets. Every step's randomness comes from (seed, step), and a
 /// checkpoint holds the adapter and the optimizer, so a resumed run continues exactly where the first stopped.
 /// </summary>
 public sealed class LoraTrainer(FluxModels models)
@@ -57,8 +57,7 @@ public sealed class LoraTrainer(FluxModels models)
         try
         {
             using var adapter = LoraAdapter.Create(transformer, o.Rank, seed: o.Seed);
-            var parameters = adapter.TrainableParameters();
-            using var optimizer = new AdamW(parameters, lr: o.LearningRate ?? models.Preset.LearningRate, weightDecay: o.WeightDecay);
+            using var optimizer = new AdamW(adapter.Flat!, lr: o.LearningRate ?? models.Preset.LearningRate, weightDecay: o.WeightDecay);
             var checkpoint = new Checkpoint(Path.Combine(o.WorkDirectory, "checkpoint"));
             var (start, lossEma) = checkpoint.TryRestore(adapter, optimizer);
 
@@ -96,7 +95,7 @@ public sealed class LoraTrainer(FluxModels models)
                     var loss = nn.functional.mse_loss(pred.to_type(ScalarType.Float32), FluxSampling.Pack(target)); // fp32 loss over bf16 weights
                     optimizer.ZeroGrad();
                     loss.backward();
-                    nn.utils.clip_grad_norm_(parameters, o.GradClip);
+                    optimizer.ClipGradNorm(o.GradClip);
                     optimizer.Step();
                     lastLoss = loss.item<float>();
                 }
