@@ -23,7 +23,7 @@ public sealed record BenchResult(
 
 /// <summary>
 /// <c>likeness engine bench</c>: times the transformer (forward, LoRA training step or full training step) on random
-/// weights and inputs, and a 4096² fp32 matmul in the same process, and reports achieved FLOP/s of each; also the
+/// weights and inputs, and a 4096² fp32 matmul in the same process, and reports achieved FLOP/s of each; also
 /// a matmul in bf16 (1024²: on a CPU without bf16 instructions 4096² takes minutes), which says whether
 /// <c>--engine-precision bf16</c> pays on this CPU.
 /// </summary>
