@@ -58,7 +58,7 @@ public sealed class JobWorker(
         var handler = scope.ServiceProvider.GetRequiredKeyedService<IJobHandler>(queue);
         using var jobCts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var unwanted = false;
-        var heartbeat = HeartbeatAsync(job, handler, jobCts, () => unwanted = true);
+        var heartbeat = HeartbeatAsync(job, jobCts, () => unwanted = true);
 
         JobOutcome outcome;
         string? error = null;
@@ -120,7 +120,11 @@ public sealed class JobWorker(
         if (outcome is RetryOutcome) signals.Notify(queue);
     }
 
-    private async Task HeartbeatAsync(Job job, IJobHandler handler, CancellationTokenSource jobCts, Action markUnwanted)
+    /// <summary>
+    /// Runs beside the handler, so it never touches the handler's scope: EF Core contexts are not thread-safe, and the
+    /// handler may be using its own at this moment. Each beat resolves a fresh scope, context and handler instance.
+    /// </summary>
+    private async Task HeartbeatAsync(Job job, CancellationTokenSource jobCts, Action markUnwanted)
     {
         // Renew well before the lease runs out, and look often enough that a cancel stops the work within seconds.
         var period = TimeSpan.FromTicks(Math.Min((_options.Lease / 3).Ticks, TimeSpan.FromSeconds(2).Ticks));
@@ -138,6 +142,7 @@ public sealed class JobWorker(
                     await jobCts.CancelAsync();
                     return;
                 }
+                var handler = scope.ServiceProvider.GetRequiredKeyedService<IJobHandler>(queue);
                 if (!await handler.IsStillWantedAsync(job, jobCts.Token))
                 {
                     markUnwanted();
