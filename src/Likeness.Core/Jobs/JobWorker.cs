@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using Likeness.Core.Common;
 using Likeness.Core.Data;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -54,6 +56,9 @@ public sealed class JobWorker(
 
     private async Task RunAsync(Job job, CancellationToken stoppingToken)
     {
+        using var logScope = logger.JobScope(job);
+        logger.JobClaimed(job.Id, queue, job.SubjectId, job.Attempts);
+        var started = Stopwatch.GetTimestamp();
         using var scope = scopes.CreateScope();
         var handler = scope.ServiceProvider.GetRequiredKeyedService<IJobHandler>(queue);
         using var jobCts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -117,7 +122,13 @@ public sealed class JobWorker(
             FailedOutcome f => JobQueue.FinishAsync(db, job.Id, _owner, JobStates.Failed, f.Reason, Now, CancellationToken.None),
             _ => JobQueue.FinishAsync(db, job.Id, _owner, JobStates.Done, null, Now, CancellationToken.None),
         });
-        if (outcome is RetryOutcome) signals.Notify(queue);
+        var elapsedMs = (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        switch (outcome)
+        {
+            case RetryOutcome: signals.Notify(queue); break;
+            case FailedOutcome f: logger.JobFailed(job.Id, queue, elapsedMs, f.Reason); break;
+            default: logger.JobFinished(job.Id, queue, elapsedMs); break;
+        }
     }
 
     /// <summary>

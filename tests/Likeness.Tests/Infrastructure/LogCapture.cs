@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 namespace Likeness.Tests.Infrastructure;
 
 /// <summary>One log entry as a provider sees it: its structured properties and those of every scope around it.</summary>
-public sealed record CapturedLog(string Category, LogLevel Level, string Message, Exception? Exception,
+public sealed record CapturedLog(string Category, LogLevel Level, EventId EventId, string Message, Exception? Exception,
     IReadOnlyDictionary<string, object?> Properties, IReadOnlyDictionary<string, object?> ScopeProperties)
 {
     public object? this[string name] => Properties.TryGetValue(name, out var v) ? v : ScopeProperties.GetValueOrDefault(name);
@@ -44,7 +44,7 @@ public sealed class LogCapture : ILoggerProvider, ISupportExternalScope
                 if (scope is IEnumerable<KeyValuePair<string, object?>> pairs)
                     foreach (var (k, v) in pairs) into[k] = v;
             }, scoped);
-            owner._entries.Enqueue(new CapturedLog(category, logLevel, formatter(state, exception), exception, Properties(state), scoped));
+            owner._entries.Enqueue(new CapturedLog(category, logLevel, eventId, formatter(state, exception), exception, Properties(state), scoped));
         }
 
         private static Dictionary<string, object?> Properties<TState>(TState state) =>
