@@ -26,7 +26,7 @@ public sealed class HeartbeatTests
             new Dictionary<string, string?> { ["Likeness:Workers:Lease"] = "00:00:01" },
             services: s =>
             {
-                s.AddSingleton<ILoggerProvider>(logs);
+                logs.AddTo(s);
                 s.ConfigureDbContext<SqliteLikenessDb>(o => o.AddInterceptors(slow));
             });
         slow.Delay = TimeSpan.FromMilliseconds(150);

@@ -15,7 +15,7 @@ public sealed class IdempotencyRaceTests
         // The API role runs no workers: nothing but the racing requests touches the database.
         await using var server = await LikenessServer.StartAsync(
             new Dictionary<string, string?> { ["Likeness:Role"] = "api" },
-            services: s => s.AddSingleton<ILoggerProvider>(logs));
+            services: logs.AddTo);
         var photos = TestImages.Pngs(15, 780);
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>

@@ -16,7 +16,7 @@ public sealed class LifecycleLogTests
         var logs = new LogCapture();
         await using var server = await LikenessServer.StartAsync(
             new Dictionary<string, string?> { ["Logging:LogLevel:Likeness"] = "Information" },
-            services: s => s.AddSingleton<ILoggerProvider>(logs));
+            services: logs.AddTo);
 
         var ready = await CreateAsync(server, LikenessServer.TestMinSteps, 730);
         var (lora, _) = await server.WaitForLoraAsync(ready, l => l.GetProperty("status").GetString() is "READY" or "FAILED");

@@ -31,16 +31,14 @@ public static partial class LifecycleLog
         Message = "Generation {GenerationId} of LoRA {LoraId} {Status}: {ImageCount} of {Requested} images, {Refunded} credits refunded")]
     public static partial void GenerationDone(this ILogger logger, string generationId, string loraId, string status, int imageCount, int requested, long refunded);
 
-    /// <summary>The job's id and queue, and its subject under the name it has elsewhere (LoraId, GenerationId).</summary>
-    public static IDisposable? JobScope(this ILogger logger, Job job) => logger.BeginScope(new KeyValuePair<string, object?>[]
+    /// <summary>
+    /// The job's id and queue, and its subject under the name it has elsewhere (LoraId, GenerationId); a message
+    /// template, so that a text sink shows it as a sentence and a structured one keeps the properties.
+    /// </summary>
+    public static IDisposable? JobScope(this ILogger logger, Job job) => job.Queue switch
     {
-        new("JobId", job.Id),
-        new("Queue", job.Queue),
-        new(job.Queue switch
-        {
-            JobQueues.Caption or JobQueues.Training => "LoraId",
-            JobQueues.Generation => "GenerationId",
-            _ => "SubjectId",
-        }, job.SubjectId),
-    });
+        JobQueues.Caption or JobQueues.Training => logger.BeginScope("Job {JobId} ({Queue}) for LoRA {LoraId}", job.Id, job.Queue, job.SubjectId),
+        JobQueues.Generation => logger.BeginScope("Job {JobId} ({Queue}) for generation {GenerationId}", job.Id, job.Queue, job.SubjectId),
+        _ => logger.BeginScope("Job {JobId} ({Queue}) for {SubjectId}", job.Id, job.Queue, job.SubjectId),
+    };
 }

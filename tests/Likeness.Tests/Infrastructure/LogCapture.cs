@@ -24,6 +24,9 @@ public sealed class LogCapture : ILoggerProvider, ISupportExternalScope
 
     public string Dump() => string.Join('\n', Entries);
 
+    /// <summary>Registers this capture with a host's logging (pass as <c>services:</c> to <see cref="LikenessServer.StartAsync"/>).</summary>
+    public void AddTo(IServiceCollection services) => services.AddSingleton<ILoggerProvider>(this);
+
     public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
 
     public void SetScopeProvider(IExternalScopeProvider scopeProvider) => _scopes = scopeProvider;
