@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Likeness.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
 using StandardWebhooks;
 
 namespace Likeness.Tests;
@@ -82,5 +83,22 @@ public sealed class WebhookTests(ServerFixture fixture) : IClassFixture<ServerFi
         Assert.Equal(loud, payload.GetProperty("id").GetString());
         Assert.Equal("FAILED", payload.GetProperty("status").GetString());
         Assert.Equal("canceled", payload.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task Refuses_webhook_urls_naming_a_private_address_through_an_ipv6_form()
+    {
+        // The shared server allows private targets (its receiver is on loopback); this one does not, as in production.
+        await using var strict = await LikenessServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["Likeness:Role"] = "api", ["Likeness:AllowPrivateWebhooks"] = "false",
+        });
+        var photos = TestImages.Pngs(15, 720);
+        foreach (var host in new[] { "[::127.0.0.1]", "[::ffff:127.0.0.1]", "[64:ff9b::7f00:1]", "[64:ff9b::a9fe:a9fe]", "[2002:7f00:1::1]", "[2002:c0a8:101::1]" })
+        {
+            var response = await strict.Client.PostAsync("/v2/loras", LoraForms.Create(photos, new Dictionary<string, string> { ["webhookUrl"] = $"https://{host}/hook" }));
+            await Problem.AssertAsync(response, 400, "webhook_url_not_allowed");
+        }
+        Assert.Equal(0, await strict.WithDb(db => db.Loras.CountAsync()));
     }
 }

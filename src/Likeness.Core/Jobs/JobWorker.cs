@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using Likeness.Core.Common;
 using Likeness.Core.Data;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -54,11 +56,14 @@ public sealed class JobWorker(
 
     private async Task RunAsync(Job job, CancellationToken stoppingToken)
     {
+        using var logScope = logger.JobScope(job);
+        logger.JobClaimed(job.Id, queue, job.SubjectId, job.Attempts);
+        var started = Stopwatch.GetTimestamp();
         using var scope = scopes.CreateScope();
         var handler = scope.ServiceProvider.GetRequiredKeyedService<IJobHandler>(queue);
         using var jobCts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var unwanted = false;
-        var heartbeat = HeartbeatAsync(job, handler, jobCts, () => unwanted = true);
+        var heartbeat = HeartbeatAsync(job, jobCts, () => unwanted = true);
 
         JobOutcome outcome;
         string? error = null;
@@ -117,10 +122,20 @@ public sealed class JobWorker(
             FailedOutcome f => JobQueue.FinishAsync(db, job.Id, _owner, JobStates.Failed, f.Reason, Now, CancellationToken.None),
             _ => JobQueue.FinishAsync(db, job.Id, _owner, JobStates.Done, null, Now, CancellationToken.None),
         });
-        if (outcome is RetryOutcome) signals.Notify(queue);
+        var elapsedMs = (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        switch (outcome)
+        {
+            case RetryOutcome: signals.Notify(queue); break;
+            case FailedOutcome f: logger.JobFailed(job.Id, queue, elapsedMs, f.Reason); break;
+            default: logger.JobFinished(job.Id, queue, elapsedMs); break;
+        }
     }
 
-    private async Task HeartbeatAsync(Job job, IJobHandler handler, CancellationTokenSource jobCts, Action markUnwanted)
+    /// <summary>
+    /// Runs beside the handler, so it never touches the handler's scope: EF Core contexts are not thread-safe, and the
+    /// handler may be using its own at this moment. Each beat resolves a fresh scope, context and handler instance.
+    /// </summary>
+    private async Task HeartbeatAsync(Job job, CancellationTokenSource jobCts, Action markUnwanted)
     {
         // Renew well before the lease runs out, and look often enough that a cancel stops the work within seconds.
         var period = TimeSpan.FromTicks(Math.Min((_options.Lease / 3).Ticks, TimeSpan.FromSeconds(2).Ticks));
@@ -138,6 +153,7 @@ public sealed class JobWorker(
                     await jobCts.CancelAsync();
                     return;
                 }
+                var handler = scope.ServiceProvider.GetRequiredKeyedService<IJobHandler>(queue);
                 if (!await handler.IsStillWantedAsync(job, jobCts.Token))
                 {
                     markUnwanted();

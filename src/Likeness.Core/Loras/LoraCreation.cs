@@ -6,6 +6,7 @@ using Likeness.Core.Jobs;
 using Likeness.Core.Ports;
 using Likeness.Core.TriggerWords;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
 
 namespace Likeness.Core.Loras;
 
@@ -15,7 +16,7 @@ namespace Likeness.Core.Loras;
 /// so nothing is left behind and nothing is charged.
 /// </summary>
 public sealed class LoraCreation(LikenessDb db, IBlobStore blobs, TriggerWordGenerator triggerWords,
-    IImageGenerator engine, TimeProvider clock, JobSignals signals, IdempotencyScope idempotency)
+    IImageGenerator engine, TimeProvider clock, JobSignals signals, IdempotencyScope idempotency, ILogger<LoraCreation> logger)
 {
     public async Task<CreateResult> CreateAsync(string teamId, byte[] creatorKeyHash, NewLora request,
         IReadOnlyList<StagedPhoto> photos, CancellationToken ct)
@@ -31,7 +32,11 @@ public sealed class LoraCreation(LikenessDb db, IBlobStore blobs, TriggerWordGen
         {
             var result = await InsertAsync(loraId, teamId, creatorKeyHash, request, photos.Count, ct);
             if (result.Outcome != CreateOutcome.Created) await blobs.DeletePrefixAsync(BlobKeys.LoraPrefix(loraId), CancellationToken.None);
-            else signals.Notify(JobQueues.Caption);
+            else
+            {
+                logger.LoraCreated(loraId, teamId, photos.Count, request.Steps);
+                signals.Notify(JobQueues.Caption);
+            }
             return result;
         }
         catch

@@ -1,7 +1,9 @@
+using Likeness.Core.Common;
 using Likeness.Core.Credits;
 using Likeness.Core.Data;
 using Likeness.Core.Jobs;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
 
 namespace Likeness.Core.Loras;
 
@@ -9,7 +11,7 @@ namespace Likeness.Core.Loras;
 /// The LoRA state machine. Every transition is one transaction that also writes the ledger rows, jobs and
 /// webhook outbox rows it implies; a transition that no longer applies (the LoRA moved on) changes nothing.
 /// </summary>
-public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals signals, LoraFiles files)
+public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals signals, LoraFiles files, ILogger<LoraLifecycle> logger)
 {
     public const long CreateFee = 2;
     public const long TrainingFee = 255;
@@ -78,8 +80,9 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
                 .SetProperty(l => l.Loss, loss), ct);
 
     /// <summary>TRAINING → READY: the adapter is stored; the trigger word is revealed; the completed webhook is queued.</summary>
-    public Task<bool> CompleteAsync(string loraId, CancellationToken ct) =>
-        TransitionAsync(loraId, ct, async lora =>
+    public async Task<bool> CompleteAsync(string loraId, CancellationToken ct)
+    {
+        var ready = await TransitionAsync(loraId, ct, async lora =>
         {
             if (lora.Status != LoraStatus.Training) return false;
             lora.Status = LoraStatus.Ready;
@@ -90,6 +93,9 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
             await LoraWebhookEvents.EnqueueAsync(db, lora, Now, ct);
             return true;
         }, notify: JobQueues.Webhook);
+        if (ready) logger.LoraReady(loraId);
+        return ready;
+    }
 
     /// <summary>Any non-terminal state → FAILED with every credit it holds refunded and the failed webhook queued.</summary>
     public async Task<bool> FailAsync(string loraId, string code, string message, CancellationToken ct)
@@ -100,7 +106,7 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
             await FailInsideAsync(lora, code, message, ct);
             return true;
         }, notify: JobQueues.Webhook);
-        if (failed) await files.DiscardDatasetAsync(loraId, CancellationToken.None);
+        if (failed) await DiscardAfterFailureAsync(loraId, code, message);
         return failed;
     }
 
@@ -116,11 +122,11 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
                 result = CancelResult.NotCancellable;
                 return false;
             }
-            await FailInsideAsync(lora, "canceled", "The training was cancelled.", ct);
+            await FailInsideAsync(lora, Canceled, CancelledMessage, ct);
             result = CancelResult.Cancelled;
             return true;
         }, notify: JobQueues.Webhook);
-        if (result == CancelResult.Cancelled) await files.DiscardDatasetAsync(loraId, CancellationToken.None);
+        if (result == CancelResult.Cancelled) await DiscardAfterFailureAsync(loraId, Canceled, CancelledMessage);
         return result;
     }
 
@@ -135,7 +141,7 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
             found = true;
             if (LoraStatus.IsActive(lora.Status))
             {
-                await FailInsideAsync(lora, "canceled", "The LoRA was archived before it was ready.", ct);
+                await FailInsideAsync(lora, Canceled, ArchivedMessage, ct);
                 canceled = true;
             }
             if (lora.Status == LoraStatus.Archived) return false;
@@ -143,8 +149,19 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
             lora.ArchivedAt = Now;
             return true;
         }, notify: JobQueues.Webhook);
-        if (canceled) await files.DiscardDatasetAsync(loraId, CancellationToken.None);
+        if (canceled) await DiscardAfterFailureAsync(loraId, Canceled, ArchivedMessage);
         return found;
+    }
+
+    private const string Canceled = "canceled";
+    private const string CancelledMessage = "The training was cancelled.";
+    private const string ArchivedMessage = "The LoRA was archived before it was ready.";
+
+    /// <summary>After the FAILED transition has committed: say so, and remove the dataset it no longer needs.</summary>
+    private async Task DiscardAfterFailureAsync(string loraId, string code, string message)
+    {
+        logger.LoraFailed(loraId, code, message);
+        await files.DiscardDatasetAsync(loraId, CancellationToken.None);
     }
 
     private async Task FailInsideAsync(Lora lora, string code, string message, CancellationToken ct)

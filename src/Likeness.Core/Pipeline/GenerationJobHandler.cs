@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Likeness.Core.Blobs;
+using Likeness.Core.Common;
 using Likeness.Core.Credits;
 using Likeness.Core.Data;
 using Likeness.Core.Generations;
@@ -94,5 +95,6 @@ public sealed class GenerationJobHandler(LikenessDb db, IBlobStore blobs, IImage
         g.CompletedAt = now;
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
+        logger.GenerationDone(g.Id, g.LoraId, g.Status, delivered, g.NumOutputs, Math.Max(0, refund));
     }
 }

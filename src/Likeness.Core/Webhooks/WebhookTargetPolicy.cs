@@ -12,7 +12,8 @@ public sealed record WebhookVerdict(bool Allowed, string? Reason)
 
 /// <summary>
 /// Which webhook targets may be called: https only, and never an address on loopback, a private network,
-/// link-local (cloud metadata included), CGNAT, multicast or "this network" — unless AllowPrivate is on. Checked
+/// link-local (cloud metadata included), CGNAT, multicast or "this network", nor an IPv6 form that embeds one
+/// (mapped, compatible, NAT64, 6to4) — unless AllowPrivate is on. Checked
 /// when the LoRA is created and again at connect time, since DNS can change in between.
 /// </summary>
 public sealed class WebhookTargetPolicy(IOptions<WebhookOptions> options)
@@ -54,7 +55,13 @@ public sealed class WebhookTargetPolicy(IOptions<WebhookOptions> options)
 
     public static bool IsPublic(IPAddress address)
     {
-        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        if (address.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            var b = address.GetAddressBytes();
+            if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xFF && b[3] == 0x9B && b[4] == 0x00 && b[5] == 0x01)
+                return false; // local-use NAT64 64:ff9b:1::/48 (RFC 8215): a site's own translator, embedding anywhere
+            if (EmbeddedIPv4(b) is { } inner) address = inner;
+        }
         if (IPAddress.IsLoopback(address)) return false;
         if (address.AddressFamily == AddressFamily.InterNetwork)
         {
@@ -77,5 +84,21 @@ public sealed class WebhookTargetPolicy(IOptions<WebhookOptions> options)
             return true;
         }
         return false;
+    }
+
+    /// <summary>
+    /// The IPv4 address that an IPv6 form carries and reaches: mapped <c>::ffff:0:0/96</c>, compatible <c>::/96</c>,
+    /// translated <c>::ffff:0:0:0/96</c>, NAT64 <c>64:ff9b::/96</c> (the last 32 bits) and 6to4 <c>2002::/16</c>
+    /// (bits 16–47). Such an address is as public as the IPv4 one inside it, so the IPv4 rules judge it.
+    /// </summary>
+    private static IPAddress? EmbeddedIPv4(byte[] b)
+    {
+        if (b[0] == 0x20 && b[1] == 0x02) return new IPAddress(b.AsSpan(2, 4));
+        var nat64 = b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xFF && b[3] == 0x9B && b.AsSpan(4, 8).IndexOfAnyExcept((byte)0) < 0;
+        var zeroPrefix = b.AsSpan(0, 8).IndexOfAnyExcept((byte)0) < 0;
+        var compatible = zeroPrefix && b.AsSpan(8, 4).IndexOfAnyExcept((byte)0) < 0;
+        var mapped = zeroPrefix && b[8] == 0 && b[9] == 0 && b[10] == 0xFF && b[11] == 0xFF;
+        var translated = zeroPrefix && b[8] == 0xFF && b[9] == 0xFF && b[10] == 0 && b[11] == 0;
+        return nat64 || compatible || mapped || translated ? new IPAddress(b.AsSpan(12, 4)) : null;
     }
 }

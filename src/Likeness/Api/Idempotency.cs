@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Likeness.Core.Credits;
 using Likeness.Core.Data;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.EntityFrameworkCore;
@@ -71,14 +72,8 @@ public sealed class Idempotency(LikenessDb db, TimeProvider clock, IOptions<Json
             TeamId = teamId, Key = key, Endpoint = endpoint, Fingerprint = fingerprint,
             CreatedAt = now, ExpiresAt = now + Lifetime,
         };
-        db.IdempotencyRecords.Add(record);
-        try { await db.SaveChangesAsync(ct); }
-        catch (DbUpdateException)
-        {
-            db.ChangeTracker.Clear();
-            var raced = await db.IdempotencyRecords.AsNoTracking().SingleAsync(r => r.TeamId == teamId && r.Key == key, ct);
-            return Replay(raced, endpoint, fingerprint);
-        }
+        // Another request took the key since the look above: answer as a retry of that request would be answered.
+        if (await InsertUnlessPresentAsync(record, ct) is { } raced) return Replay(raced, endpoint, fingerprint);
 
         scope.Current = (teamId, key);
         IResult result;
@@ -91,6 +86,25 @@ public sealed class Idempotency(LikenessDb db, TimeProvider clock, IOptions<Json
         if (result is JsonResponse { StatusCode: >= 200 and < 300 } ok) await StoreAsync(teamId, key, ok);
         else await SettleAsync(teamId, key, render);
         return result;
+    }
+
+    /// <summary>
+    /// Inserts the key's row unless one is there, under the team's lock: requests racing on one key queue at the lock
+    /// and the later ones find the first one's row, where they would otherwise trip the unique index — a failure EF
+    /// Core logs as an error with its stack trace although the race is handled. Returns the row found, or null when
+    /// this request's was inserted.
+    /// </summary>
+    private async Task<IdempotencyRecord?> InsertUnlessPresentAsync(IdempotencyRecord record, CancellationToken ct)
+    {
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await CreditLedger.LockTeamAsync(db, record.TeamId, ct);
+        var present = await db.IdempotencyRecords.AsNoTracking()
+            .SingleOrDefaultAsync(r => r.TeamId == record.TeamId && r.Key == record.Key, ct);
+        if (present is not null) return present;
+        db.IdempotencyRecords.Add(record);
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        return null;
     }
 
     private Task StoreAsync(string teamId, string key, JsonResponse ok) =>

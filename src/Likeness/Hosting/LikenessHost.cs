@@ -21,8 +21,11 @@ namespace Likeness.Hosting;
 /// <summary>Builds the service: the same composition for <c>serve</c>, <c>worker</c> and the tests.</summary>
 public static class LikenessHost
 {
-    /// <summary>Builds the web application from configuration overrides (flags and environment already merged).</summary>
-    public static WebApplication BuildApp(IDictionary<string, string?> overrides, bool withHttp = true)
+    /// <summary>
+    /// Builds the web application from configuration overrides (flags and environment already merged).
+    /// <paramref name="extraServices"/> registers more after the service's own (tests add log capture or probes).
+    /// </summary>
+    public static WebApplication BuildApp(IDictionary<string, string?> overrides, bool withHttp = true, Action<IServiceCollection>? extraServices = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         var options = Configure(builder.Configuration, overrides);
@@ -32,6 +35,7 @@ public static class LikenessHost
         ConfigureLogging(builder.Logging);
 
         AddServices(builder.Services, builder.Configuration, options);
+        extraServices?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.UseExceptionHandler();

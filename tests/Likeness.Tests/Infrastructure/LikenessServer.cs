@@ -40,8 +40,12 @@ public sealed class LikenessServer : IAsyncDisposable
     /// <summary>A fresh folder path under the temp directory for one test's data (not yet created).</summary>
     public static string NewDataFolder() => Path.Combine(Path.GetTempPath(), "likeness-tests", Guid.NewGuid().ToString("N"));
 
-    /// <summary>Starts a server; with <paramref name="dataFolder"/> given, the folder outlives it (for restarts on the same data).</summary>
-    public static async Task<LikenessServer> StartAsync(IDictionary<string, string?>? settings = null, string? dataFolder = null)
+    /// <summary>
+    /// Starts a server; with <paramref name="dataFolder"/> given, the folder outlives it (for restarts on the same data).
+    /// <paramref name="services"/> adds registrations after the service's own (a log capture, a database probe).
+    /// </summary>
+    public static async Task<LikenessServer> StartAsync(IDictionary<string, string?>? settings = null, string? dataFolder = null,
+        Action<IServiceCollection>? services = null)
     {
         var keepData = dataFolder is not null;
         dataFolder ??= NewDataFolder();
@@ -61,7 +65,7 @@ public sealed class LikenessServer : IAsyncDisposable
             ["Logging:LogLevel:Default"] = "Warning",
         };
         if (settings is not null) foreach (var (k, v) in settings) overrides[k] = v;
-        var app = LikenessHost.BuildApp(overrides);
+        var app = LikenessHost.BuildApp(overrides, extraServices: services);
         await app.StartAsync();
         var baseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         var keyFile = Path.Combine(dataFolder, "default-api-key");

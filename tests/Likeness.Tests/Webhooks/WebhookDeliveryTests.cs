@@ -42,6 +42,19 @@ public sealed class WebhookDeliveryTests
     [InlineData("::1")] [InlineData("fc00::1")] [InlineData("fd12:3456::1")] [InlineData("fe80::1")] [InlineData("::ffff:127.0.0.1")] [InlineData("::ffff:10.0.0.1")]
     public void Refuses_non_public_addresses(string address) => Assert.False(WebhookTargetPolicy.IsPublic(IPAddress.Parse(address)));
 
+    /// <summary>IPv6 forms that carry (and reach) a private IPv4 address are as private as it.</summary>
+    [Theory]
+    [InlineData("::127.0.0.1")] [InlineData("::10.0.0.1")] [InlineData("::ffff:0:127.0.0.1")] [InlineData("::ffff:169.254.169.254")]
+    [InlineData("64:ff9b::7f00:1")] [InlineData("64:ff9b::192.168.1.1")] [InlineData("64:ff9b::a9fe:a9fe")] [InlineData("64:ff9b:1::808:808")]
+    [InlineData("2002:7f00:1::")] [InlineData("2002:c0a8:101::1")] [InlineData("2002:a9fe:a9fe:1::1")] [InlineData("2002:a00:1::")]
+    public void Refuses_ipv6_forms_embedding_a_non_public_ipv4_address(string address) =>
+        Assert.False(WebhookTargetPolicy.IsPublic(IPAddress.Parse(address)));
+
+    [Theory]
+    [InlineData("64:ff9b::808:808")] [InlineData("2002:808:808::1")] [InlineData("::ffff:8.8.8.8")]
+    public void Allows_ipv6_forms_embedding_a_public_ipv4_address(string address) =>
+        Assert.True(WebhookTargetPolicy.IsPublic(IPAddress.Parse(address)));
+
     [Theory]
     [InlineData("8.8.8.8")] [InlineData("172.32.0.1")] [InlineData("100.128.0.1")] [InlineData("2606:4700::1111")]
     public void Allows_public_addresses(string address) => Assert.True(WebhookTargetPolicy.IsPublic(IPAddress.Parse(address)));
@@ -53,6 +66,10 @@ public sealed class WebhookDeliveryTests
     [InlineData("https://127.0.0.1/hook", false)]
     [InlineData("https://[::1]/hook", false)]
     [InlineData("https://169.254.169.254/latest", false)]
+    [InlineData("https://[::127.0.0.1]/hook", false)]
+    [InlineData("https://[::ffff:127.0.0.1]/hook", false)]
+    [InlineData("https://[64:ff9b::7f00:1]/hook", false)]
+    [InlineData("https://[2002:7f00:1::1]/hook", false)]
     [InlineData("not a url", false)]
     [InlineData("https://93.184.216.34/hook", true)]
     public async Task Validates_urls_at_creation(string url, bool allowed)
@@ -108,6 +125,17 @@ public sealed class WebhookDeliveryTests
         Assert.False(result.Succeeded);
         Assert.Null(result.StatusCode);
         Assert.False(result.StopRetrying);
+    }
+
+    /// <summary>Refused by the policy (final), not merely unreachable (retried): the forms never get a socket.</summary>
+    [Theory]
+    [InlineData("::127.0.0.1")] [InlineData("::ffff:127.0.0.1")] [InlineData("64:ff9b::7f00:1")] [InlineData("2002:7f00:1::1")]
+    public async Task The_connect_time_guard_refuses_ipv6_forms_of_loopback(string address)
+    {
+        var result = await Deliverer(allowPrivate: false).DeliverAsync($"https://[{address}]:{LikenessServer.FreePort()}/hook", "msg_4", "{}", [1, 2], default);
+        Assert.False(result.Succeeded);
+        Assert.True(result.StopRetrying, result.Error);
+        Assert.Contains("non-public", result.Error);
     }
 
     [Fact]
