@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Likeness.Adapters;
 using Likeness.Api;
 using Likeness.Core.Blobs;
 using Likeness.Core.Captioning;
@@ -126,7 +127,7 @@ public static class LikenessHost
         }
         services.AddSingleton<FileLinks>();
         services.AddSingleton<TriggerWordGenerator>();
-        services.AddSingleton<ICaptioner, LocalCaptioner>();
+        services.AddCaptioner(options);
         services.AddScoped<LoraLifecycle>();
         services.AddScoped<LoraFiles>();
         services.AddScoped<LoraCreation>();
