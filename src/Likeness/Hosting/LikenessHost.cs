@@ -3,7 +3,6 @@ using System.Text.Json.Serialization;
 using Likeness.Adapters;
 using Likeness.Api;
 using Likeness.Core.Blobs;
-using Likeness.Core.Captioning;
 using Likeness.Core.Data;
 using Likeness.Core.Generations;
 using Likeness.Core.Jobs;
