@@ -103,11 +103,12 @@ public sealed class MediaTests
     public async Task Captions_say_what_the_request_says_and_what_is_measured()
     {
         var subject = new SubjectDescription("person", "female", "East Asian", "34");
-        var caption = await new LocalCaptioner().CaptionAsync(new CaptionInput(Image(90, 160, new SKColor(20, 40, 200)), 90, 160, subject), default);
+        var (caption, source) = await new LocalCaptioner().CaptionAsync(new CaptionInput(Image(90, 160, new SKColor(20, 40, 200)), 90, 160, subject), default);
+        Assert.Equal(CaptionSources.Local, source);
         Assert.StartsWith("a photo of a woman, East Asian, 34 years old", caption);
         Assert.Contains("portrait orientation", caption);
         Assert.Contains("blue", caption);
-        var dark = await new LocalCaptioner().CaptionAsync(new CaptionInput(Image(160, 90, new SKColor(10, 10, 10)), 160, 90, subject), default);
+        var dark = (await new LocalCaptioner().CaptionAsync(new CaptionInput(Image(160, 90, new SKColor(10, 10, 10)), 160, 90, subject), default)).Text;
         Assert.Contains("landscape orientation", dark);
         Assert.Contains("dark", dark);
 
@@ -121,7 +122,7 @@ public sealed class MediaTests
     public void Packages_the_dataset_in_a_fixed_layout()
     {
         var path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "d.zip");
-        var items = Enumerable.Range(0, 3).Select(i => new DatasetItem(Image(64, 64, SKColors.Green), $"caption {i}", 64, 64)).ToList();
+        var items = Enumerable.Range(0, 3).Select(i => new DatasetItem(Image(64, 64, SKColors.Green), $"caption {i}", 64, 64, CaptionSources.Local)).ToList();
         DatasetPackager.Write(path, "ZOKRA", new SubjectDescription("object", null, null, null), "flux-tiny", items);
         using var zip = System.IO.Compression.ZipFile.OpenRead(path);
         Assert.Equal(["001.jpg", "001.txt", "002.jpg", "002.txt", "003.jpg", "003.txt", "manifest.json"], zip.Entries.Select(e => e.FullName).ToArray());
@@ -130,6 +131,7 @@ public sealed class MediaTests
         Assert.Equal("flux-tiny", manifest.BaseModel);
         Assert.Equal("caption 2", manifest.Items[2].Caption);
         Assert.Equal("003.jpg", manifest.Items[2].Image);
+        Assert.Equal(CaptionSources.Local, manifest.Items[2].Source);
     }
 
     [Fact]

@@ -10,10 +10,10 @@ namespace Likeness.Core.Captioning;
 /// </summary>
 public sealed class LocalCaptioner : ICaptioner
 {
-    public Task<string> CaptionAsync(CaptionInput input, CancellationToken cancellationToken)
+    public Task<Caption> CaptionAsync(CaptionInput input, CancellationToken cancellationToken)
     {
         var stats = ImageMeasurer.Measure(input.Jpeg);
-        return Task.FromResult(Describe(input.Subject, stats));
+        return Task.FromResult(new Caption(Describe(input.Subject, stats), CaptionSources.Local));
     }
 
     public static string Describe(SubjectDescription subject, ImageStatistics s)

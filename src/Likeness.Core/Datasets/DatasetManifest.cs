@@ -19,7 +19,9 @@ public sealed record DatasetManifest(
 
 public sealed record DatasetSubject(string Kind, string? Gender, string? Ethnicity, string? Age);
 
-public sealed record DatasetManifestItem(string Image, string Caption, int Width, int Height);
+/// <param name="Source">The captioner that described the photo (<c>local</c>, <c>openai</c>): with a fallback, items of one
+/// dataset may differ. Null in datasets written before sources were recorded.</param>
+public sealed record DatasetManifestItem(string Image, string Caption, int Width, int Height, string? Source);
 
-/// <summary>One photo of a dataset with its final caption.</summary>
-public sealed record DatasetItem(byte[] Jpeg, string Caption, int Width, int Height);
+/// <summary>One photo of a dataset with its final caption and the captioner it came from.</summary>
+public sealed record DatasetItem(byte[] Jpeg, string Caption, int Width, int Height, string Source);

@@ -25,7 +25,7 @@ public static class DatasetPackager
                 using (var s = image.Open()) s.Write(items[i].Jpeg);
                 var caption = zip.CreateEntry(stem + ".txt", CompressionLevel.Optimal);
                 using (var s = caption.Open()) s.Write(Encoding.UTF8.GetBytes(items[i].Caption));
-                manifestItems.Add(new DatasetManifestItem(stem + ".jpg", items[i].Caption, items[i].Width, items[i].Height));
+                manifestItems.Add(new DatasetManifestItem(stem + ".jpg", items[i].Caption, items[i].Width, items[i].Height, items[i].Source));
             }
             var manifest = new DatasetManifest(triggerWord,
                 new DatasetSubject(subject.Kind, subject.Gender, subject.Ethnicity, subject.Age), baseModel, manifestItems);
@@ -39,6 +39,19 @@ public static class DatasetPackager
     public static DatasetManifest ReadManifest(string path)
     {
         using var zip = ZipFile.OpenRead(path);
+        return ReadManifest(zip);
+    }
+
+    /// <summary>The manifest of a dataset zip given as a seekable stream, with each image's size in bytes.</summary>
+    public static (DatasetManifest Manifest, IReadOnlyDictionary<string, long> ImageBytes) ReadListing(Stream zipStream)
+    {
+        using var zip = new ZipArchive(zipStream, ZipArchiveMode.Read, leaveOpen: true);
+        var bytes = zip.Entries.Where(e => e.FullName.EndsWith(".jpg", StringComparison.Ordinal)).ToDictionary(e => e.FullName, e => e.Length);
+        return (ReadManifest(zip), bytes);
+    }
+
+    private static DatasetManifest ReadManifest(ZipArchive zip)
+    {
         var entry = zip.GetEntry(ManifestName) ?? throw new InvalidDataException("The dataset has no manifest.json.");
         using var s = entry.Open();
         return JsonSerializer.Deserialize<DatasetManifest>(s, DatasetManifest.Json)

@@ -71,6 +71,16 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
         return ok;
     }
 
+    /// <summary>
+    /// UPLOADING's progress: photos captioned out of all of them, in the progress fields that training takes over
+    /// (<see cref="BeginTrainingAsync"/> resets them).
+    /// </summary>
+    public async Task ReportCaptioningAsync(string loraId, int captioned, int total, CancellationToken ct) =>
+        await db.Loras.Where(l => l.Id == loraId && l.Status == LoraStatus.Uploading)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(l => l.ProgressStep, captioned)
+                .SetProperty(l => l.ProgressTotal, total), ct);
+
     public async Task ReportProgressAsync(string loraId, int step, int total, int? etaSeconds, double? loss, CancellationToken ct) =>
         await db.Loras.Where(l => l.Id == loraId && l.Status == LoraStatus.Training)
             .ExecuteUpdateAsync(s => s

@@ -23,16 +23,26 @@ public sealed class CaptionJobHandler(LikenessDb db, LoraLifecycle lifecycle, IB
         var keys = await blobs.ListAsync(BlobKeys.PhotosPrefix(lora.Id), ct);
         if (keys.Count == 0) throw new InvalidOperationException("The LoRA's photos are missing from storage.");
 
-        var items = new List<DatasetItem>();
-        foreach (var key in keys)
+        // Photos are described several at a time where the captioner allows it (a remote endpoint mostly waits);
+        // the dataset keeps the upload order whatever order the captions come back in.
+        var items = new DatasetItem[keys.Count];
+        var captioned = 0;
+        using var progressGate = new SemaphoreSlim(1, 1);
+        await lifecycle.ReportCaptioningAsync(lora.Id, 0, keys.Count, ct);
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, captioner.Parallelism), CancellationToken = ct };
+        await Parallel.ForEachAsync(Enumerable.Range(0, keys.Count), parallel, async (i, token) =>
         {
-            await using var stream = await blobs.OpenReadAsync(key, ct) ?? throw new FileNotFoundException(key);
+            await using var stream = await blobs.OpenReadAsync(keys[i], token) ?? throw new FileNotFoundException(keys[i]);
             using var buffer = new MemoryStream();
-            await stream.CopyToAsync(buffer, ct);
+            await stream.CopyToAsync(buffer, token);
             var photo = PhotoNormalizer.Normalize(buffer.ToArray());
-            var caption = await captioner.CaptionAsync(new CaptionInput(photo.Jpeg, photo.Width, photo.Height, subject), ct);
-            items.Add(new DatasetItem(photo.Jpeg, CaptionComposer.Compose(lora.TriggerWord, subject, caption), photo.Width, photo.Height));
-        }
+            var caption = await captioner.CaptionAsync(new CaptionInput(photo.Jpeg, photo.Width, photo.Height, subject), token);
+            items[i] = new DatasetItem(photo.Jpeg, CaptionComposer.Compose(lora.TriggerWord, subject, caption.Text), photo.Width, photo.Height, caption.Source);
+            // One DbContext serves the job: progress writes take turns.
+            await progressGate.WaitAsync(token);
+            try { await lifecycle.ReportCaptioningAsync(lora.Id, ++captioned, keys.Count, token); }
+            finally { progressGate.Release(); }
+        });
 
         var zip = Path.Combine(options.LoraWorkFolder(lora.Id), "dataset.zip");
         Directory.CreateDirectory(Path.GetDirectoryName(zip)!);

@@ -1,6 +1,8 @@
 using Likeness.Core.Blobs;
+using Likeness.Core.Captioning;
 using Likeness.Core.Common;
 using Likeness.Core.Data;
+using Likeness.Core.Datasets;
 using Likeness.Core.Loras;
 using Likeness.Core.Media;
 using Likeness.Core.Ports;
@@ -26,6 +28,7 @@ public static class LoraEndpoints
         group.MapDelete("/{id}", Archive).WithSummary("Soft-archive; with purge=true also erase its photos, dataset, adapter and images.");
         group.MapPost("/{id}/cancel", Cancel).WithSummary("Cancel a training before it is READY (full refund).");
         group.MapGet("/{id}/weights", Weights).WithSummary("Download the adapter (safetensors).");
+        group.MapGet("/{id}/captions", Captions).WithSummary("Each dataset photo's caption, the captioner it came from and its size, once the dataset is stored.");
         group.MapGet("/{id}/webhook-deliveries", Deliveries).WithSummary("Every webhook delivery attempt for this LoRA.");
         return group;
     }
@@ -219,12 +222,43 @@ public static class LoraEndpoints
         return TypedResults.Ok(new Page<WebhookDeliveryResponse>(attempts, null));
     }
 
+    private static async Task<Results<Ok<Page<CaptionResponse>>, ProblemHttpResult>> Captions(HttpContext http, LikenessDb db, IBlobStore blobs, string id)
+    {
+        if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
+        var lora = await Find(db, http, id);
+        if (lora is null) return Problems.NotFound("The LoRA");
+        var ct = http.RequestAborted;
+        await using var stored = await blobs.OpenReadAsync(BlobKeys.Dataset(id), ct);
+        if (stored is null)
+        {
+            // Before the end of UPLOADING there is nothing yet; after a failure, cancel or purge the dataset is gone.
+            return lora.Status is LoraStatus.Pending or LoraStatus.Uploading
+                ? Problems.Of(409, "lora_not_ready", $"The LoRA is {lora.Status}; its captions are listed once its dataset is stored, at the end of UPLOADING.")
+                : Problems.NotFound("The LoRA's dataset");
+        }
+        // A zip is read from its end: a local copy, since blob streams (S3) do not seek.
+        await using var copy = new FileStream(Path.GetTempFileName(), FileMode.Open, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
+        await stored.CopyToAsync(copy, ct);
+        copy.Position = 0;
+        var (manifest, bytes) = DatasetPackager.ReadListing(copy);
+        var items = manifest.Items.Select(i => new CaptionResponse(i.Image, i.Caption, i.Source ?? CaptionSources.Local,
+            i.Width, i.Height, bytes.GetValueOrDefault(i.Image))).ToList();
+        return TypedResults.Ok(new Page<CaptionResponse>(items, null));
+    }
+
     private static Task<Lora?> Find(LikenessDb db, HttpContext http, string id)
     {
         var teamId = http.Caller().TeamId;
         return db.Loras.AsNoTracking().SingleOrDefaultAsync(l => l.Id == id && l.TeamId == teamId, http.RequestAborted);
     }
 }
+
+/// <param name="Image">The photo's name in the dataset zip (<c>001.jpg</c>…), in upload order.</param>
+/// <param name="Caption">The training caption, trigger word and class phrase included.</param>
+/// <param name="Source">The captioner that described the photo: <c>openai</c> or <c>local</c> (also the fallback's).</param>
+/// <param name="Width">The normalised photo's width in pixels, as trained on.</param>
+/// <param name="Bytes">The normalised JPEG's size.</param>
+public sealed record CaptionResponse(string Image, string Caption, string Source, int Width, int Height, long Bytes);
 
 public sealed record WebhookDeliveryResponse(long Id, string WebhookId, string Event, string Url, int Attempt, DateTime AttemptedAt,
     int? StatusCode, string? Error, int DurationMs, bool Succeeded, DateTime? NextAttemptAt);

@@ -3,7 +3,20 @@ using Likeness.Core.Data;
 
 namespace Likeness.Api;
 
-public sealed record LoraProgress(int Step, int TotalSteps, int? EtaSeconds);
+/// <param name="Phase"><c>captioning</c> while UPLOADING (step = photos captioned, totalSteps = photos, no ETA), then
+/// <c>training</c> (optimizer steps).</param>
+public sealed record LoraProgress(int Step, int TotalSteps, int? EtaSeconds, string Phase)
+{
+    public const string Captioning = "captioning";
+    public const string Training = "training";
+
+    public static LoraProgress? Of(Lora l)
+    {
+        if (l.TrainingStartedAt is not null) return new LoraProgress(l.ProgressStep ?? 0, l.ProgressTotal ?? l.Steps, l.EtaSeconds, Training);
+        if (l.Status == LoraStatus.Uploading && l.ProgressTotal is { } photos) return new LoraProgress(l.ProgressStep ?? 0, photos, null, Captioning);
+        return null;
+    }
+}
 
 public sealed record LoraError(string Code, string Message);
 
@@ -23,7 +36,7 @@ public sealed record LoraResponse(
             IsReady: l.Status == LoraStatus.Ready,
             HasWeights: trained && !l.Purged,
             TriggerWord: trained ? l.TriggerWord : null,
-            Progress: l.TrainingStartedAt is null ? null : new LoraProgress(l.ProgressStep ?? 0, l.ProgressTotal ?? l.Steps, l.EtaSeconds),
+            Progress: LoraProgress.Of(l),
             Error: l.ErrorCode is null ? null : new LoraError(l.ErrorCode, l.ErrorMessage ?? l.ErrorCode),
             Metadata: l.MetadataJson is null ? [] : JsonNode.Parse(l.MetadataJson)!.AsObject(),
             l.CreatedAt, l.StartedAt, l.TrainingStartedAt, l.CompletedAt, l.ArchivedAt);

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Likeness.Adapters;
 using Likeness.Api;
 using Likeness.Core.Blobs;
-using Likeness.Core.Captioning;
 using Likeness.Core.Data;
 using Likeness.Core.Generations;
 using Likeness.Core.Jobs;
@@ -130,7 +130,7 @@ public static class LikenessHost
         }
         services.AddSingleton<FileLinks>();
         services.AddSingleton<TriggerWordGenerator>();
-        services.AddSingleton<ICaptioner, LocalCaptioner>();
+        services.AddCaptioner(options);
         services.AddScoped<LoraLifecycle>();
         services.AddScoped<LoraFiles>();
         services.AddScoped<LoraCreation>();

@@ -26,8 +26,20 @@ public sealed class LikenessOptions
     [RegularExpression(@"^(auto|cpu|cuda(:\d+)?)$")] public string EngineDevice { get; set; } = "auto";
     /// <summary>CPU threads for the engine (libtorch intra-op); unset: libtorch's default, one per core.</summary>
     [Range(1, 1024)] public int? EngineThreads { get; set; }
+    /// <summary><c>local</c> or <c>openai</c> (checked at start by <see cref="CaptionerSetup"/>, which names what is missing).</summary>
+    public string Captioner { get; set; } = "local";
+    /// <summary>The OpenAI-compatible base URL, ending in <c>/v1</c>.</summary>
+    public string? CaptionerEndpoint { get; set; }
+    public string? CaptionerModel { get; set; }
+    /// <summary>Optional (local servers need none); only from the environment or appsettings, never logged.</summary>
+    public string? CaptionerApiKey { get; set; }
+    /// <summary><c>none</c>, or <c>local</c>: a photo the endpoint cannot caption is captioned locally.</summary>
+    public string CaptionerFallback { get; set; } = "none";
+    /// <summary>Photos of one dataset captioned at once by a remote captioner.</summary>
+    public int CaptionerConcurrency { get; set; } = 4;
 
     public TrainingSettings Training { get; set; } = new();
+    public CaptionerCallSettings CaptionerCalls { get; set; } = new();
     public GenerationSettings Generation { get; set; } = new();
     public FileLinkSettings Files { get; set; } = new();
     public BootstrapSettings Bootstrap { get; set; } = new();
@@ -47,6 +59,19 @@ public sealed class LikenessOptions
         /// </summary>
         [Range(1, 3000)] public int MinSteps { get; set; } = 500;
         [Range(1, 100000)] public int CheckpointEvery { get; set; } = 100;
+    }
+
+    /// <summary>How the remote captioner treats its endpoint (section <c>Likeness:CaptionerCalls</c>).</summary>
+    public sealed class CaptionerCallSettings
+    {
+        /// <summary>One HTTP attempt; a slow vision model on a CPU can take tens of seconds per photo.</summary>
+        public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(120);
+        /// <summary>Retries of one call on 429, 5xx, timeouts and connection errors, after the first attempt.</summary>
+        [Range(0, 20)] public int Retries { get; set; } = 4;
+        /// <summary>The first retry's wait, doubled each time (with jitter) unless the endpoint sends Retry-After.</summary>
+        public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(2);
+        /// <summary>Answers asked for, per photo, when they come back unusable (empty, refusal, too long…).</summary>
+        [Range(1, 20)] public int AnswerAttempts { get; set; } = 3;
     }
 
     public sealed class GenerationSettings

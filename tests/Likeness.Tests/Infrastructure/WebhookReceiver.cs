@@ -1,11 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Likeness.Tests.Infrastructure;
 
@@ -27,22 +23,18 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
     public static async Task<WebhookReceiver> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        var receiver = new WebhookReceiver(app);
-        app.MapPost("/hook", async (HttpContext http) =>
+        WebhookReceiver? receiver = null;
+        var (app, address) = await Loopback.StartAsync(app => app.MapPost("/hook", async (HttpContext http) =>
         {
             using var reader = new StreamReader(http.Request.Body);
             var body = await reader.ReadToEndAsync();
             var headers = new HeaderDictionary();
             foreach (var (k, v) in http.Request.Headers) headers[k] = v;
-            receiver.Deliveries.Enqueue(new Delivery(body, headers, DateTime.UtcNow));
+            receiver!.Deliveries.Enqueue(new Delivery(body, headers, DateTime.UtcNow));
             return Results.StatusCode(receiver._scriptedStatuses.TryDequeue(out var s) ? s : 200);
-        });
-        await app.StartAsync();
-        receiver.Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/hook";
+        }));
+        // Nothing can call before the URL is known, and it is known only from here on.
+        receiver = new WebhookReceiver(app) { Url = address + "/hook" };
         return receiver;
     }
 
