@@ -54,7 +54,9 @@ public sealed class CheckpointTests
         }
         var (plainLoss, plain) = Step(false);
         var (checkpointedLoss, checkpointed) = Step(true);
-        Assert.Equal(plainLoss, checkpointedLoss);
+        // MKL does not promise bit-equal results from one call to the next (its path may depend on threads and
+        // alignment), so the loss is held to float rounding, as the gradients below are.
+        Assert.Equal(plainLoss, checkpointedLoss, plainLoss * 1e-6);
         var scale = plain.Max(g => g.abs().max().item<float>());
         Assert.True(scale > 0, "the LoRA gets gradients");
         for (var i = 0; i < plain.Length; i++)

@@ -17,8 +17,10 @@ public sealed class FlatParameters : IDisposable
     /// <summary>Copies <paramref name="initial"/> (any dtype and device) into fp32 buffers on <paramref name="device"/>.</summary>
     public FlatParameters(IReadOnlyList<Tensor> initial, Device device)
     {
+        // Each stretch starts on a 64-byte boundary, as the allocator places a tensor of its own: MKL's kernels may
+        // take another path (and round differently) for data that is not aligned. The padding stays zero.
         var offset = 0L;
-        _layout = [.. initial.Select(t => { var at = offset; offset += t.numel(); return (at, t.shape); })];
+        _layout = [.. initial.Select(t => { var at = offset; offset += (t.numel() + 15) / 16 * 16; return (at, t.shape); })];
         Values = zeros([offset], ScalarType.Float32, device);
         Gradients = zeros([offset], ScalarType.Float32, device);
         using var noGrad = no_grad();
