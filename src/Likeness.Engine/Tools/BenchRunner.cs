@@ -33,7 +33,7 @@ public static class BenchRunner
         bool checkpointing = false)
     {
         if (mode is not ("forward" or "train-lora" or "train-full")) throw new ArgumentException("mode is forward, train-lora or train-full.");
-        set_num_threads(threads);
+        EngineThreads.Apply(CPU, threads);
         using var model = FluxModel.CreateInitialized(p, 1);
         model.GradientCheckpointing = checkpointing;
         var g = new Generator(2, device("cpu"));

@@ -109,7 +109,7 @@ public sealed class AdamW : IDisposable
         using var scope = NewDisposeScope();
         var grads = _flat is not null ? [_flat.Gradients] : _parameters.Select(p => p.grad).OfType<Tensor>().ToList();
         if (grads.Count == 0) return 0;
-        var total = grads.Count == 1 ? grads[0].norm().item<float>() : stack(grads.Select(g => g.norm())).norm().item<float>();
+        var total = stack(grads.Select(g => g.norm())).norm().item<float>();
         var coefficient = maxNorm / (total + 1e-6);
         if (coefficient < 1)
         {

@@ -66,6 +66,10 @@ public sealed class LoraTrainer(FluxModels models)
             transformer.GradientCheckpointing = o.GradientCheckpointing ?? !models.Preset.IsTiny;
             transformer.train();
             using var trainingGuidance = o.TrainingGuidance.ToScalar();
+            // Position ids depend only on the latent's shape (one per aspect bucket) and the text length: made once.
+            using var txtIds = FluxSampling.TextIds(1, cache.Empty.Txt.shape[1], device);
+            var imgIds = cache.Items.Select(i => (i.Latents.shape[2], i.Latents.shape[3])).Distinct()
+                .ToDictionary(s => s, s => FluxSampling.ImageIds(1, s.Item1, s.Item2, device));
             var watch = Stopwatch.StartNew();
             var lastLoss = double.NaN;
             for (var step = start; step < o.Steps; step++)
@@ -87,11 +91,8 @@ public sealed class LoraTrainer(FluxModels models)
 
                     var txt = (dropCaption ? cache.Empty.Txt : item.Txt).to(device);
                     var vec = (dropCaption ? cache.Empty.Vec : item.Vec).to(device);
-                    var (lh, lw) = (x0.shape[2], x0.shape[3]);
-                    var imgIds = FluxSampling.ImageIds(1, lh, lw, device);
-                    var txtIds = FluxSampling.TextIds(1, txt.shape[1], device);
                     using var guidance = full([1], trainingGuidance, ScalarType.Float32, device);
-                    var pred = transformer.forward(FluxSampling.Pack(xt), imgIds, txt, txtIds, tDev, vec, transformer.Params.GuidanceEmbed ? guidance : null);
+                    var pred = transformer.forward(FluxSampling.Pack(xt), imgIds[(x0.shape[2], x0.shape[3])], txt, txtIds, tDev, vec, transformer.Params.GuidanceEmbed ? guidance : null);
                     var loss = nn.functional.mse_loss(pred.to_type(ScalarType.Float32), FluxSampling.Pack(target)); // fp32 loss over bf16 weights
                     optimizer.ZeroGrad();
                     loss.backward();
@@ -105,6 +106,7 @@ public sealed class LoraTrainer(FluxModels models)
                 progress?.Report(new LoraTrainingProgress(done, o.Steps, lossEma, perStep * (o.Steps - done)));
                 if (done % o.CheckpointEvery == 0 && done < o.Steps) checkpoint.Save(done, lossEma, adapter, optimizer);
             }
+            foreach (var ids in imgIds.Values) ids.Dispose();
             transformer.eval();
 
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(o.AdapterPath))!);

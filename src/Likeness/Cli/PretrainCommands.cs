@@ -67,7 +67,7 @@ internal static class PretrainCommands
         };
         command.SetAction((r, ct) =>
         {
-            TorchSharp.torch.set_num_threads(r.GetValue(threads));
+            Likeness.Engine.EngineThreads.Apply(TorchSharp.torch.CPU, r.GetValue(threads));
             var catalog = EmojiCatalog.Load(r.GetValue(emoji)!.FullName);
             var pretrainer = new FluxTinyPretrainer(catalog, r.GetValue(work)!.FullName, r.GetValue(seed), FluxPreset.TinyRandom);
             var options = new FluxTinyPretrainOptions(
