@@ -118,6 +118,41 @@ public sealed class MediaTests
         Assert.StartsWith("a photo of ZOKRA object", CaptionComposer.Compose("ZOKRA", new SubjectDescription("object", null, null, null), "a photo of an object, red"));
     }
 
+    [Theory]
+    [InlineData(0.05, 0.05, 0.3, "at the top left")]
+    [InlineData(0.35, 0.35, 0.3, "in the centre")]
+    [InlineData(0.65, 0.35, 0.3, "on the right")]
+    [InlineData(0.1, 0.1, 0.8, "in the centre")]
+    [InlineData(0.4, 0.62, 0.36, "at the bottom")]
+    public async Task A_subject_on_a_plain_backdrop_is_captioned_with_the_backdrop_and_its_place(double left, double top, double side, string place)
+    {
+        using var bitmap = new SKBitmap(new SKImageInfo(400, 400, SKColorType.Rgba8888, SKAlphaType.Premul));
+        using (var canvas = new SKCanvas(bitmap))
+        {
+            canvas.Clear(new SKColor(205, 45, 38));
+            using var paint = new SKPaint { Color = new SKColor(250, 220, 40) };
+            canvas.DrawOval(SKRect.Create((float)(left * 400), (float)(top * 400), (float)(side * 400), (float)(side * 400)), paint);
+            paint.Color = new SKColor(30, 60, 200);
+            canvas.DrawRect(SKRect.Create((float)((left + side / 4) * 400), (float)((top + side / 2) * 400), (float)(side * 200), (float)(side * 100)), paint);
+        }
+        using var data = SKImage.FromBitmap(bitmap).Encode(SKEncodedImageFormat.Jpeg, 90);
+        var subject = new SubjectDescription("object", null, null, null);
+        var caption = (await new LocalCaptioner().CaptionAsync(new CaptionInput(data.ToArray(), 400, 400, subject), default)).Text;
+        Assert.Equal($"a photo of an object on a red background, {place}", caption);
+        Assert.Equal($"a photo of ZOKRA object on a red background, {place}", CaptionComposer.Compose("ZOKRA", subject, caption));
+    }
+
+    [Fact]
+    public void The_composer_keeps_the_setting_that_follows_the_subject()
+    {
+        var man = new SubjectDescription("person", "male", null, null);
+        Assert.Equal("a photo of ZOKRA man in a blue jacket on a beach, soft light",
+            CaptionComposer.Compose("ZOKRA", man, "A photo of a smiling man in a blue jacket on a beach, soft light"));
+        Assert.Equal("a photo of ZOKRA man, soft light", CaptionComposer.Compose("ZOKRA", man, "a photo of a man, soft light"));
+        Assert.Equal("a photo of ZOKRA man", CaptionComposer.Compose("ZOKRA", man, "a photo of a man"));
+        Assert.Equal("a photo of ZOKRA man, a man laughing", CaptionComposer.Compose("ZOKRA", man, "a man laughing"));
+    }
+
     [Fact]
     public void Packages_the_dataset_in_a_fixed_layout()
     {

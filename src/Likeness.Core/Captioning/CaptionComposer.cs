@@ -17,22 +17,33 @@ public static class CaptionComposer
 
     public static string Compose(string triggerWord, SubjectDescription subject, string caption)
     {
-        var description = StripLeadIn(caption.Trim());
+        var (description, setting) = StripLeadIn(caption.Trim());
         var lead = subject.Kind == "style"
             ? $"an image in the style of {triggerWord}"
             : $"a photo of {triggerWord} {ClassPhrase(subject)}";
-        return description.Length == 0 ? lead : $"{lead}, {description}";
+        return description.Length == 0 ? lead : setting ? $"{lead} {description}" : $"{lead}, {description}";
     }
 
-    /// <summary>Drops a leading "a photo of a man, " style phrase: the composed lead says it with the trigger word.</summary>
-    private static string StripLeadIn(string caption)
+    private static readonly string[] LeadIns = ["a photo of ", "an image of ", "a picture of "];
+    private static readonly string[] Prepositions = [" on ", " in ", " at ", " against ", " with "];
+
+    /// <summary>
+    /// Drops a leading "a photo of a man" phrase: the composed lead says it with the trigger word. What follows the
+    /// noun is kept — a setting joined by a preposition ("on a red background, at the top left", which then follows
+    /// the lead directly) or the clauses after a comma.
+    /// </summary>
+    private static (string Description, bool Setting) StripLeadIn(string caption)
     {
-        foreach (var lead in new[] { "a photo of ", "an image of ", "a picture of " })
+        foreach (var lead in LeadIns)
         {
             if (!caption.StartsWith(lead, StringComparison.OrdinalIgnoreCase)) continue;
             var comma = caption.IndexOf(',');
-            return comma < 0 ? "" : caption[(comma + 1)..].Trim();
+            var end = comma < 0 ? caption.Length : comma;
+            var setting = Prepositions.Select(p => caption.IndexOf(p, lead.Length, end - lead.Length, StringComparison.OrdinalIgnoreCase))
+                .Where(i => i >= 0).DefaultIfEmpty(-1).Min();
+            if (setting >= 0) return (caption[(setting + 1)..].Trim(), true);
+            return (comma < 0 ? "" : caption[(comma + 1)..].Trim(), false);
         }
-        return caption;
+        return (caption, false);
     }
 }

@@ -6,7 +6,10 @@ namespace Likeness.Core.Captioning;
 
 /// <summary>
 /// The default captioner: needs no model download. It writes what it measures (orientation, framing, colours,
-/// brightness, contrast) and what the request says about the subject — never a guess it cannot back.
+/// brightness, contrast) and what the request says about the subject — never a guess it cannot back. A photo of
+/// something on a plain backdrop is captioned with the backdrop and the place instead ("a photo of an object on a red
+/// background, at the top left"), in the words the embedded flux-tiny learned: what the caption explains, the LoRA
+/// need not learn, so it keeps the subject and not the backgrounds of its photos.
 /// </summary>
 public sealed class LocalCaptioner : ICaptioner
 {
@@ -19,7 +22,15 @@ public sealed class LocalCaptioner : ICaptioner
     public static string Describe(SubjectDescription subject, ImageStatistics s)
     {
         var text = new StringBuilder("a photo of ");
-        text.Append(SubjectPhrase(subject));
+        var (noun, details) = SubjectPhrase(subject);
+        text.Append(noun);
+        if (s is { Background: { } background, Place: { } place })
+        {
+            text.Append(" on ").Append(background).Append(", ").Append(place);
+            if (details.Length > 0) text.Append(", ").Append(details);
+            return text.ToString();
+        }
+        if (details.Length > 0) text.Append(", ").Append(details);
         text.Append(", ").Append(s.Orientation).Append(" orientation, ").Append(s.Framing);
         var light = s.Brightness switch
         {
@@ -38,7 +49,8 @@ public sealed class LocalCaptioner : ICaptioner
         return text.ToString();
     }
 
-    private static string SubjectPhrase(SubjectDescription s)
+    /// <summary>The subject's noun phrase and what the request says of it ("East Asian, 34 years old"; may be empty).</summary>
+    private static (string Noun, string Details) SubjectPhrase(SubjectDescription s)
     {
         switch (s.Kind)
         {
@@ -47,11 +59,11 @@ public sealed class LocalCaptioner : ICaptioner
                 var details = new List<string>();
                 if (!string.IsNullOrWhiteSpace(s.Ethnicity)) details.Add(s.Ethnicity!);
                 if (!string.IsNullOrWhiteSpace(s.Age)) details.Add(AgePhrase(s.Age!));
-                return details.Count == 0 ? noun : noun + ", " + string.Join(", ", details);
+                return (noun, string.Join(", ", details));
             case "style":
-                return "a scene";
+                return ("a scene", "");
             default:
-                return "an object";
+                return ("an object", "");
         }
     }
 

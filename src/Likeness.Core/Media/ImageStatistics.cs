@@ -1,15 +1,21 @@
+using Likeness.Imaging;
 using SkiaSharp;
 
 namespace Likeness.Core.Media;
 
 /// <summary>What can honestly be measured in a photo without a learned model.</summary>
+/// <param name="Background">"a red background" when the photo's edge is one plain colour and something stands out
+/// from it (<see cref="Backdrop"/>), else null.</param>
+/// <param name="Place">Where that something stands ("at the top left", "in the centre"), with <paramref name="Background"/>.</param>
 public sealed record ImageStatistics(
     string Orientation,
     double Brightness,
     double Contrast,
     double Saturation,
     IReadOnlyList<string> DominantColours,
-    string Framing);
+    string Framing,
+    string? Background = null,
+    string? Place = null);
 
 public static class ImageMeasurer
 {
@@ -57,7 +63,24 @@ public static class ImageMeasurer
         var centreDetail = centreN == 0 ? 0 : centre / centreN;
         var edgeDetail = edgeN == 0 ? 0 : edge / edgeN;
         var framing = centreDetail > edgeDetail * 1.6 ? "centred subject" : edgeDetail > centreDetail * 1.6 ? "wide framing" : "close-up framing";
-        return new ImageStatistics(orientation, mean, contrast, sumS / n, dominant, framing);
+        var backdrop = Backdrop.Measure(Rgb(small), w, h);
+        return backdrop is { Place: { } place } b
+            ? new ImageStatistics(orientation, mean, contrast, sumS / n, dominant, framing, b.Background, place)
+            : new ImageStatistics(orientation, mean, contrast, sumS / n, dominant, framing);
+    }
+
+    private static byte[] Rgb(SKBitmap bitmap)
+    {
+        var rgb = new byte[bitmap.Width * bitmap.Height * 3];
+        var i = 0;
+        for (var y = 0; y < bitmap.Height; y++)
+            for (var x = 0; x < bitmap.Width; x++)
+            {
+                var c = bitmap.GetPixel(x, y);
+                (rgb[i], rgb[i + 1], rgb[i + 2]) = (c.Red, c.Green, c.Blue);
+                i += 3;
+            }
+        return rgb;
     }
 
     private static double ToLightness(this SKColor c)

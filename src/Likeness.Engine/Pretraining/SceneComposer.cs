@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Likeness.Engine.Imaging;
+using Likeness.Imaging;
 using SkiaSharp;
 using static TorchSharp.torch;
 
@@ -24,16 +25,8 @@ public sealed class SceneComposer(IReadOnlyList<EmojiEntry> objects, int size)
     // do not crowd out everything else.
     private readonly EmojiEntry[][] _byBase = objects.GroupBy(o => o.Base).Select(g => g.ToArray()).ToArray();
 
-    public static readonly IReadOnlyList<(string Name, SKColor Colour)> Colours =
-    [
-        ("red", new SKColor(214, 40, 40)), ("orange", new SKColor(245, 140, 30)), ("yellow", new SKColor(246, 214, 52)),
-        ("green", new SKColor(56, 168, 72)), ("teal", new SKColor(26, 158, 160)), ("blue", new SKColor(40, 92, 222)),
-        ("purple", new SKColor(128, 58, 190)), ("pink", new SKColor(240, 128, 180)), ("brown", new SKColor(128, 80, 40)),
-        ("black", new SKColor(24, 24, 24)), ("white", new SKColor(246, 246, 246)), ("gray", new SKColor(128, 128, 128)),
-    ];
-
-    private static readonly string[] Rows = ["top", "middle", "bottom"];
-    private static readonly string[] Columns = ["left", "centre", "right"];
+    /// <summary>The named colours backgrounds are painted in (<see cref="Backdrop.NamedColours"/>).</summary>
+    public static IReadOnlyList<(string Name, SKColor Colour)> Colours => Backdrop.NamedColours;
 
     private readonly ConcurrentDictionary<string, SKImage> _renders = new();
 
@@ -58,7 +51,7 @@ public sealed class SceneComposer(IReadOnlyList<EmojiEntry> objects, int size)
             var cy = side / 2 + row * (size - side) / 2 + Jitter(random, size * 0.04);
             Draw(canvas, entry, cx, cy, side, random.NextDouble() < 0.3);
             drawn.Add(entry);
-            caption = $"a photo of a {word} {Describe(entry)} on {background}, {Place(row, column)}";
+            caption = $"a photo of a {word} {Describe(entry)} on {background}, {Backdrop.Place(row, column)}";
         }
         else
         {
@@ -101,14 +94,6 @@ public sealed class SceneComposer(IReadOnlyList<EmojiEntry> objects, int size)
     }
 
     private static string Describe(EmojiEntry e) => e.SkinTone is null ? e.Name : $"{e.Name} with {e.SkinTone}";
-
-    private static string Place(int row, int column) => (row, column) switch
-    {
-        (1, 1) => "in the centre",
-        (1, _) => $"on the {Columns[column]}",
-        (_, 1) => $"at the {Rows[row]}",
-        _ => $"at the {Rows[row]} {Columns[column]}",
-    };
 
     private static double Jitter(Random random, double amount) => (random.NextDouble() * 2 - 1) * amount;
 

@@ -1,3 +1,4 @@
+using Likeness.Imaging;
 using SkiaSharp;
 
 namespace Likeness.Engine.Pretraining;
@@ -12,7 +13,7 @@ namespace Likeness.Engine.Pretraining;
 public static class SceneFeatures
 {
     private const int Side = 64, Frame = 3, Bins = 12 * 2 + 4;
-    private const double ForegroundDistance = 60;
+    private const double ForegroundDistance = Backdrop.ForegroundDistance;
 
     /// <summary>The picture at 64 × 64, as RGB bytes.</summary>
     private static byte[] Pixels(SKBitmap image)
@@ -26,25 +27,10 @@ public static class SceneFeatures
 
     public static SKColor Background(SKBitmap image) => Background(Pixels(image));
 
-    private static SKColor Background(byte[] rgb)
-    {
-        var frame = new List<int>[3] { [], [], [] };
-        for (var y = 0; y < Side; y++)
-            for (var x = 0; x < Side; x++)
-            {
-                if (x >= Frame && x < Side - Frame && y >= Frame && y < Side - Frame) continue;
-                for (var c = 0; c < 3; c++) frame[c].Add(rgb[(y * Side + x) * 3 + c]);
-            }
-        byte Median(List<int> v) { v.Sort(); return (byte)v[v.Count / 2]; }
-        return new SKColor(Median(frame[0]), Median(frame[1]), Median(frame[2]));
-    }
+    private static SKColor Background(byte[] rgb) => Backdrop.FrameMedian(rgb, Side, Side, Frame);
 
-    /// <summary>The named colour (<see cref="SceneComposer.Colours"/>) nearest the background.</summary>
-    public static string BackgroundName(SKBitmap image)
-    {
-        var b = Background(image);
-        return SceneComposer.Colours.MinBy(c => Distance(c.Colour, b.Red, b.Green, b.Blue)).Name;
-    }
+    /// <summary>The named colour (<see cref="Backdrop.NamedColours"/>) nearest the background.</summary>
+    public static string BackgroundName(SKBitmap image) => Backdrop.Nearest(Background(image));
 
     /// <summary>The share of pixels that differ clearly from the background.</summary>
     public static double ForegroundShare(SKBitmap image)
@@ -86,6 +72,5 @@ public static class SceneFeatures
     /// <summary>Histogram intersection: 1 for the same colours in the same proportions, 0 for nothing in common.</summary>
     public static double Similarity(double[] a, double[] b) => a.Zip(b, Math.Min).Sum();
 
-    private static double Distance(SKColor c, byte r, byte g, byte b) =>
-        Math.Sqrt(Math.Pow(c.Red - r, 2) + Math.Pow(c.Green - g, 2) + Math.Pow(c.Blue - b, 2));
+    private static double Distance(SKColor c, byte r, byte g, byte b) => Backdrop.Distance(c, r, g, b);
 }
