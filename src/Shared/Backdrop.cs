@@ -22,6 +22,9 @@ internal static class Backdrop
     /// <summary>An RGB distance beyond which a pixel is clearly not the background.</summary>
     public const double ForegroundDistance = 60;
 
+    /// <summary>The sizes scenes draw one object at, as a share of the picture's side.</summary>
+    public static readonly IReadOnlyList<(string Word, double Share)> Sizes = [("small", 0.36), ("mid-sized", 0.56), ("big", 0.8)];
+
     private static readonly string[] Rows = ["top", "middle", "bottom"];
     private static readonly string[] Columns = ["left", "centre", "right"];
 
@@ -50,13 +53,17 @@ internal static class Backdrop
         return new SKColor(Median(channels[0]), Median(channels[1]), Median(channels[2]));
     }
 
+    /// <summary>What <see cref="Measure"/> finds: the backdrop's phrase, and where and how big what stands out from it is.</summary>
+    public sealed record Finding(string Background, string? Place, string? Size);
+
     /// <summary>
     /// The background's name when the frame is one plain colour (at least 85 % of it within the foreground distance of
-    /// its median), and the subject's place: the 3 × 3 cell its bounding box would be centred on when a box of that
-    /// size is slid across the picture, as the scene composer places objects. Null when the backdrop is not plain;
-    /// a null place when nothing stands out from it.
+    /// its median), and the subject's place — the 3 × 3 cell its bounding box would be centred on when a box of that
+    /// size is slid across the picture, as the scene composer places objects — and size (the nearest of
+    /// <see cref="Sizes"/> to the box's longer side). Null when the backdrop is not plain; no place or size when
+    /// nothing stands out from it.
     /// </summary>
-    public static (string Background, string? Place)? Measure(ReadOnlySpan<byte> rgb, int width, int height)
+    public static Finding? Measure(ReadOnlySpan<byte> rgb, int width, int height)
     {
         var frame = Math.Max(1, Math.Min(width, height) / 20);
         var median = FrameMedian(rgb, width, height, frame);
@@ -79,23 +86,27 @@ internal static class Backdrop
                 ys.Add(y);
             }
         var background = $"a {Nearest(median)} background";
-        if (xs.Count < width * height / 200) return (background, null);
-        return (background, Place(Cell(ys, height), Cell(xs, width)));
+        if (xs.Count < width * height / 200) return new Finding(background, null, null);
+        var (row, tall) = Cell(ys, height);
+        var (column, wide) = Cell(xs, width);
+        var share = Math.Max(tall, wide);
+        return new Finding(background, Place(row, column), Sizes.MinBy(s => Math.Abs(s.Share - share)).Word);
     }
 
     /// <summary>
     /// Which third a box spanning the 2nd–98th percentiles of <paramref name="positions"/> sits in along an axis of
-    /// <paramref name="length"/>: its centre's offset over the room the box leaves, in thirds (the centre when it fills
-    /// nearly the whole axis).
+    /// <paramref name="length"/> — its offset over the room the box leaves, in halves (the centre when it fills nearly
+    /// the whole axis) — and the share of the axis it spans.
     /// </summary>
-    private static int Cell(List<int> positions, int length)
+    private static (int Cell, double Share) Cell(List<int> positions, int length)
     {
         positions.Sort();
         var low = positions[(int)(positions.Count * 0.02)];
         var high = positions[(int)((positions.Count - 1) * 0.98)] + 1;
         var room = length - (high - low);
-        if (room < length * 0.15) return 1;
-        return Math.Clamp((int)Math.Round(2.0 * low / room), 0, 2);
+        var share = (double)(high - low) / length;
+        if (room < length * 0.15) return (1, share);
+        return (Math.Clamp((int)Math.Round(2.0 * low / room), 0, 2), share);
     }
 
     private static IEnumerable<int> FrameIndices(int width, int height, int frame)

@@ -119,12 +119,13 @@ public sealed class MediaTests
     }
 
     [Theory]
-    [InlineData(0.05, 0.05, 0.3, "at the top left")]
-    [InlineData(0.35, 0.35, 0.3, "in the centre")]
-    [InlineData(0.65, 0.35, 0.3, "on the right")]
-    [InlineData(0.1, 0.1, 0.8, "in the centre")]
-    [InlineData(0.4, 0.62, 0.36, "at the bottom")]
-    public async Task A_subject_on_a_plain_backdrop_is_captioned_with_the_backdrop_and_its_place(double left, double top, double side, string place)
+    [InlineData(0.05, 0.05, 0.3, "small", "at the top left")]
+    [InlineData(0.35, 0.35, 0.3, "small", "in the centre")]
+    [InlineData(0.4, 0.2, 0.55, "mid-sized", "on the right")]
+    [InlineData(0.1, 0.1, 0.8, "big", "in the centre")]
+    [InlineData(0.4, 0.62, 0.36, "small", "at the bottom")]
+    public async Task A_subject_on_a_plain_backdrop_is_captioned_with_the_backdrop_its_place_and_size(double left, double top, double side,
+        string size, string place)
     {
         using var bitmap = new SKBitmap(new SKImageInfo(400, 400, SKColorType.Rgba8888, SKAlphaType.Premul));
         using (var canvas = new SKCanvas(bitmap))
@@ -138,8 +139,11 @@ public sealed class MediaTests
         using var data = SKImage.FromBitmap(bitmap).Encode(SKEncodedImageFormat.Jpeg, 90);
         var subject = new SubjectDescription("object", null, null, null);
         var caption = (await new LocalCaptioner().CaptionAsync(new CaptionInput(data.ToArray(), 400, 400, subject), default)).Text;
-        Assert.Equal($"a photo of an object on a red background, {place}", caption);
-        Assert.Equal($"a photo of ZOKRA object on a red background, {place}", CaptionComposer.Compose("ZOKRA", subject, caption));
+        Assert.Equal($"a photo of a {size} object on a red background, {place}", caption);
+        Assert.Equal($"a photo of a {size} ZOKRA object on a red background, {place}", CaptionComposer.Compose("ZOKRA", subject, caption));
+        var woman = new SubjectDescription("person", "female", null, "30");
+        Assert.Equal($"a photo of a woman on a red background, {place}, 30 years old",
+            (await new LocalCaptioner().CaptionAsync(new CaptionInput(data.ToArray(), 400, 400, woman), default)).Text);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Likeness.Core.Ports;
+using Likeness.Imaging;
 
 namespace Likeness.Core.Captioning;
 
@@ -17,10 +18,10 @@ public static class CaptionComposer
 
     public static string Compose(string triggerWord, SubjectDescription subject, string caption)
     {
-        var (description, setting) = StripLeadIn(caption.Trim());
+        var (description, setting, size) = StripLeadIn(caption.Trim());
         var lead = subject.Kind == "style"
             ? $"an image in the style of {triggerWord}"
-            : $"a photo of {triggerWord} {ClassPhrase(subject)}";
+            : size is null ? $"a photo of {triggerWord} {ClassPhrase(subject)}" : $"a photo of a {size} {triggerWord} {ClassPhrase(subject)}";
         return description.Length == 0 ? lead : setting ? $"{lead} {description}" : $"{lead}, {description}";
     }
 
@@ -30,9 +31,10 @@ public static class CaptionComposer
     /// <summary>
     /// Drops a leading "a photo of a man" phrase: the composed lead says it with the trigger word. What follows the
     /// noun is kept — a setting joined by a preposition ("on a red background, at the top left", which then follows
-    /// the lead directly) or the clauses after a comma.
+    /// the lead directly) or the clauses after a comma — and so is a measured size ("a small object": one of
+    /// <see cref="Backdrop.Sizes"/>, which the lead then carries).
     /// </summary>
-    private static (string Description, bool Setting) StripLeadIn(string caption)
+    private static (string Description, bool Setting, string? Size) StripLeadIn(string caption)
     {
         foreach (var lead in LeadIns)
         {
@@ -41,9 +43,11 @@ public static class CaptionComposer
             var end = comma < 0 ? caption.Length : comma;
             var setting = Prepositions.Select(p => caption.IndexOf(p, lead.Length, end - lead.Length, StringComparison.OrdinalIgnoreCase))
                 .Where(i => i >= 0).DefaultIfEmpty(-1).Min();
-            if (setting >= 0) return (caption[(setting + 1)..].Trim(), true);
-            return (comma < 0 ? "" : caption[(comma + 1)..].Trim(), false);
+            var noun = caption[lead.Length..(setting >= 0 ? setting : end)];
+            var size = Backdrop.Sizes.Select(s => s.Word).FirstOrDefault(w => noun.StartsWith($"a {w} ", StringComparison.OrdinalIgnoreCase));
+            if (setting >= 0) return (caption[(setting + 1)..].Trim(), true, size);
+            return (comma < 0 ? "" : caption[(comma + 1)..].Trim(), false, size);
         }
-        return (caption, false);
+        return (caption, false, null);
     }
 }

@@ -7,9 +7,9 @@ namespace Likeness.Core.Captioning;
 /// <summary>
 /// The default captioner: needs no model download. It writes what it measures (orientation, framing, colours,
 /// brightness, contrast) and what the request says about the subject — never a guess it cannot back. A photo of
-/// something on a plain backdrop is captioned with the backdrop and the place instead ("a photo of an object on a red
-/// background, at the top left"), in the words the embedded flux-tiny learned: what the caption explains, the LoRA
-/// need not learn, so it keeps the subject and not the backgrounds of its photos.
+/// something on a plain backdrop is captioned with the backdrop and the place instead ("a photo of a small object on
+/// a red background, at the top left"; the size for objects only), in the words the embedded flux-tiny learned: what
+/// the caption explains, the LoRA need not learn, so it keeps the subject and not the backgrounds of its photos.
 /// </summary>
 public sealed class LocalCaptioner : ICaptioner
 {
@@ -23,13 +23,14 @@ public sealed class LocalCaptioner : ICaptioner
     {
         var text = new StringBuilder("a photo of ");
         var (noun, details) = SubjectPhrase(subject);
-        text.Append(noun);
         if (s is { Background: { } background, Place: { } place })
         {
+            text.Append(s.Size is { } size && subject.Kind == "object" ? $"a {size} object" : noun);
             text.Append(" on ").Append(background).Append(", ").Append(place);
             if (details.Length > 0) text.Append(", ").Append(details);
             return text.ToString();
         }
+        text.Append(noun);
         if (details.Length > 0) text.Append(", ").Append(details);
         text.Append(", ").Append(s.Orientation).Append(" orientation, ").Append(s.Framing);
         var light = s.Brightness switch

@@ -7,6 +7,7 @@ namespace Likeness.Core.Media;
 /// <param name="Background">"a red background" when the photo's edge is one plain colour and something stands out
 /// from it (<see cref="Backdrop"/>), else null.</param>
 /// <param name="Place">Where that something stands ("at the top left", "in the centre"), with <paramref name="Background"/>.</param>
+/// <param name="Size">How big it is ("small", "mid-sized", "big"), with <paramref name="Background"/>.</param>
 public sealed record ImageStatistics(
     string Orientation,
     double Brightness,
@@ -15,7 +16,8 @@ public sealed record ImageStatistics(
     IReadOnlyList<string> DominantColours,
     string Framing,
     string? Background = null,
-    string? Place = null);
+    string? Place = null,
+    string? Size = null);
 
 public static class ImageMeasurer
 {
@@ -65,7 +67,7 @@ public static class ImageMeasurer
         var framing = centreDetail > edgeDetail * 1.6 ? "centred subject" : edgeDetail > centreDetail * 1.6 ? "wide framing" : "close-up framing";
         var backdrop = Backdrop.Measure(Rgb(small), w, h);
         return backdrop is { Place: { } place } b
-            ? new ImageStatistics(orientation, mean, contrast, sumS / n, dominant, framing, b.Background, place)
+            ? new ImageStatistics(orientation, mean, contrast, sumS / n, dominant, framing, b.Background, place, b.Size)
             : new ImageStatistics(orientation, mean, contrast, sumS / n, dominant, framing);
     }
 

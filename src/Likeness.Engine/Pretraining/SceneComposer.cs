@@ -43,7 +43,7 @@ public sealed class SceneComposer(IReadOnlyList<EmojiEntry> objects, int size)
         if (random.NextDouble() < 0.75)
         {
             var entry = Pick(random);
-            var (word, fraction) = random.Next(3) switch { 0 => ("small", 0.36), 1 => ("mid-sized", 0.56), _ => ("big", 0.8) };
+            var (word, fraction) = Backdrop.Sizes[random.Next(Backdrop.Sizes.Count)];
             var side = fraction * size;
             // A big object has room only near the centre; the others go on a 3×3 grid, with a little jitter.
             var (row, column) = word == "big" ? (1, 1) : (random.Next(3), random.Next(3));
