@@ -39,7 +39,8 @@ public sealed class LifecycleTests : IAsyncLifetime
         Assert.Equal(JsonValueKind.Null, lora.GetProperty("triggerWord").ValueKind);
         Assert.Equal(before, await _server.CreditsAsync());
 
-        await Problem.AssertAsync(await _server.Client.PostAsync($"/v2/loras/{id}/cancel", null), 409, "not_cancellable");
+        var again = await Problem.AssertAsync(await _server.Client.PostAsync($"/v2/loras/{id}/cancel", null), 409, "not_cancellable");
+        Assert.EndsWith("this one is FAILED.", again.GetProperty("detail").GetString());
         await Problem.AssertAsync(await _server.Client.GetAsync($"/v2/loras/{id}/weights"), 409, "lora_not_ready");
 
         var ledger = await _server.GetJsonAsync("/v2/team/ledger");

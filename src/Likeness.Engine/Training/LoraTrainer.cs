@@ -39,6 +39,9 @@ public sealed record LoraTrainingResult(string AdapterPath, int Steps, double Fi
 /// </summary>
 public sealed class LoraTrainer(FluxModels models)
 {
+    /// <summary>How many recent steps the remaining time is estimated from.</summary>
+    private const int RecentSteps = 20;
+
     private sealed record CachedItem(Tensor Latents, Tensor Txt, Tensor Vec);
 
     public LoraTrainingResult Train(LoraTrainingOptions o, IProgress<LoraTrainingProgress>? progress, CancellationToken ct)
@@ -71,6 +74,8 @@ public sealed class LoraTrainer(FluxModels models)
             var imgIds = cache.Items.Select(i => (i.Latents.shape[2], i.Latents.shape[3])).Distinct()
                 .ToDictionary(s => s, s => FluxSampling.ImageIds(1, s.Item1, s.Item2, device));
             var watch = Stopwatch.StartNew();
+            // The ETA follows the last steps' pace, not the run's average (the first step also pays for warm-up).
+            var recent = new Queue<TimeSpan>([TimeSpan.Zero]);
             var lastLoss = double.NaN;
             for (var step = start; step < o.Steps; step++)
             {
@@ -102,7 +107,9 @@ public sealed class LoraTrainer(FluxModels models)
                 }
                 lossEma = double.IsNaN(lossEma) ? lastLoss : 0.9 * lossEma + 0.1 * lastLoss;
                 var done = step + 1;
-                var perStep = watch.Elapsed / (done - start);
+                recent.Enqueue(watch.Elapsed);
+                if (recent.Count > RecentSteps + 1) recent.Dequeue();
+                var perStep = (recent.Last() - recent.Peek()) / (recent.Count - 1);
                 progress?.Report(new LoraTrainingProgress(done, o.Steps, lossEma, perStep * (o.Steps - done)));
                 if (done % o.CheckpointEvery == 0 && done < o.Steps) checkpoint.Save(done, lossEma, adapter, optimizer);
             }

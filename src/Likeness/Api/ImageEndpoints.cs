@@ -61,7 +61,8 @@ public static class ImageEndpoints
                 {
                     case GenerationRefusal.NotFound: return Problems.NotFound("The LoRA");
                     case GenerationRefusal.Archived: return Problems.Of(410, "lora_archived", "The LoRA is archived; new generations with it are refused.");
-                    case GenerationRefusal.NotReady: return Problems.Of(409, "lora_not_ready", "The LoRA is not READY yet.");
+                    case GenerationRefusal.NotReady:
+                        return Problems.Of(409, "lora_not_ready", $"Only a READY LoRA can generate; GET /v2/loras/{request.Params.LoraId} says what this one is.");
                     case GenerationRefusal.InsufficientCredits:
                         return Problems.Of(402, "insufficient_credits",
                             $"{request.Params.NumOutputs} image(s) cost {GenerationCreation.CreditsPerImage * request.Params.NumOutputs} credits; the team's balance is too low.");

@@ -63,12 +63,13 @@ public static class LoraEndpoints
                 return Problems.Of(400, "image_too_large", "The images together may be at most 100 MiB.");
 
             var photos = new List<StagedPhoto>();
-            var seen = new Dictionary<string, string>();
-            foreach (var file in upload.Files)
+            var seen = new Dictionary<string, (int Number, string Name)>();
+            foreach (var (file, number) in upload.Files.Select((f, i) => (f, i + 1)))
             {
                 if (seen.TryGetValue(file.Sha256Hex, out var first))
-                    return Problems.Of(400, "duplicate_image", $"'{file.FileName}' is identical to '{first}'.");
-                seen[file.Sha256Hex] = file.FileName;
+                    return Problems.Of(400, "duplicate_image",
+                        $"Image {number} ('{file.FileName}') is identical to image {first.Number} ('{first.Name}'); upload each photo once.");
+                seen[file.Sha256Hex] = (number, file.FileName);
                 try
                 {
                     var inspected = ImageInspector.Inspect(file.Path);
@@ -164,7 +165,8 @@ public static class LoraEndpoints
         var result = await lifecycle.CancelAsync(http.Caller().TeamId, id, http.RequestAborted);
         if (result == CancelResult.NotFound) return Problems.NotFound("The LoRA");
         if (result == CancelResult.NotCancellable)
-            return Problems.Of(409, "not_cancellable", "Only a LoRA that is not yet READY (or FAILED, or archived) can be cancelled.");
+            return Problems.Of(409, "not_cancellable",
+                $"Only a LoRA that is PENDING, UPLOADING or TRAINING can be cancelled; this one is {(await Find(db, http, id))?.Status ?? "gone"}.");
         db.ChangeTracker.Clear();
         return TypedResults.Ok(LoraResponse.From((await Find(db, http, id))!));
     }

@@ -138,7 +138,7 @@ internal static class EngineCommand
                     result = engine.Train(options, new Progress(p =>
                     {
                         task.Value = p.Step;
-                        task.Description = $"training (loss {p.Loss:F4})";
+                        task.Description = $"step {p.Step}/{p.TotalSteps} · loss {p.Loss:F4} · {task.Speed ?? 0:F1} it/s";
                     }), ct);
                 });
             Console.WriteLine($"adapter: {result!.AdapterPath} ({result.Steps} steps, loss {result.FinalLoss:F4})");
