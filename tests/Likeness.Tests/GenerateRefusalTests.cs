@@ -100,5 +100,9 @@ public sealed class GenerateRefusalTests(ServerFixture fixture) : IClassFixture<
         Assert.Contains("/v2/loras", openapi);
         Assert.Contains("/v2/images/generate", openapi);
         Assert.True((await anonymous.GetAsync("/docs")).IsSuccessStatusCode);
+        using var noRedirects = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = anonymous.BaseAddress };
+        var root = await noRedirects.GetAsync("/");
+        Assert.Equal(System.Net.HttpStatusCode.Redirect, root.StatusCode);
+        Assert.Equal("/docs", root.Headers.Location?.OriginalString);
     }
 }

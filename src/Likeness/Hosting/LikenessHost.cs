@@ -43,6 +43,8 @@ public static class LikenessHost
         app.UseApiKeys();
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs");
+        // A person who opens the server's address lands on the API reference, not on a 404.
+        app.MapGet("/", () => TypedResults.Redirect("/docs")).ExcludeFromDescription();
         app.MapGet("/health", () => TypedResults.Ok(new { status = "ok" })).WithTags("Health").ExcludeFromDescription();
         app.MapGet("/health/ready", Readiness.CheckAsync).WithTags("Health").ExcludeFromDescription();
         app.MapLoras();
