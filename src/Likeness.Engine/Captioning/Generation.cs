@@ -10,10 +10,39 @@ namespace Likeness.Engine.Captioning;
 /// forced at the last position (Florence-2's BART forces its end token there).
 /// </summary>
 public sealed record GenerationSettings(int NumBeams, int MaxNewTokens, bool EarlyStopping, int NoRepeatNgramSize,
-    double LengthPenalty = 1.0, int? ForcedEosTokenId = null)
+    double LengthPenalty = 1.0, int? ForcedEosTokenId = null, int? ForcedBosTokenId = null)
 {
-    /// <summary>What Florence-2's published generation configs and the trainers that caption with it use.</summary>
+    /// <summary>
+    /// What the trainers that caption with Florence-2 ask of it (3 beams, no repeated trigram, up to 1024 new tokens),
+    /// with the end token forced at the last position as Florence-2's BART does.
+    /// </summary>
     public static GenerationSettings Florence2Captions(int forcedEos) => new(3, 1024, true, 3, 1.0, forcedEos);
+
+    /// <summary>
+    /// <paramref name="defaults"/> overridden by a model folder's <c>generation_config.json</c> where it has the key
+    /// (num_beams, no_repeat_ngram_size, early_stopping, length_penalty, forced_bos/eos_token_id, max_new_tokens).
+    /// </summary>
+    public static GenerationSettings FromFolder(string folder, GenerationSettings defaults)
+    {
+        var path = Path.Combine(folder, "generation_config.json");
+        if (!File.Exists(path)) return defaults;
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        var root = doc.RootElement;
+        int? Int(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number ? v.GetInt32() : null;
+        var early = root.TryGetProperty("early_stopping", out var e) && e.ValueKind is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False
+            ? e.GetBoolean() : defaults.EarlyStopping;
+        var penalty = root.TryGetProperty("length_penalty", out var lp) && lp.ValueKind == System.Text.Json.JsonValueKind.Number ? lp.GetDouble() : defaults.LengthPenalty;
+        return defaults with
+        {
+            NumBeams = Int("num_beams") ?? defaults.NumBeams,
+            NoRepeatNgramSize = Int("no_repeat_ngram_size") ?? defaults.NoRepeatNgramSize,
+            EarlyStopping = early,
+            LengthPenalty = penalty,
+            MaxNewTokens = Int("max_new_tokens") ?? defaults.MaxNewTokens,
+            ForcedEosTokenId = Int("forced_eos_token_id") ?? defaults.ForcedEosTokenId,
+            ForcedBosTokenId = Int("forced_bos_token_id") ?? defaults.ForcedBosTokenId,
+        };
+    }
 }
 
 /// <summary>Decoded sequences (each starting with the decoder's start token, padded to one length) and, for beams, their scores.</summary>
@@ -164,7 +193,7 @@ public static class Florence2Generation
         return Enumerable.Range(0, rows.Count).Select(r => flat.AsSpan(r * vocab, vocab).ToArray()).ToArray();
     }
 
-    /// <summary>transformers' logits processors that Florence-2's settings turn on: no repeated n-gram, forced end token.</summary>
+    /// <summary>transformers' logits processors that Florence-2's settings turn on: no repeated n-gram, forced start and end tokens.</summary>
     private static void Process(float[] scores, List<long> sequence, int curLength, int maxLength, GenerationSettings settings)
     {
         var n = settings.NoRepeatNgramSize;
@@ -177,6 +206,11 @@ public static class Florence2Generation
                 for (var j = 0; j < n - 1 && match; j++) match = sequence[i + j] == sequence[curLength - n + 1 + j];
                 if (match) scores[sequence[i + n - 1]] = float.NegativeInfinity;
             }
+        }
+        if (settings.ForcedBosTokenId is { } bos && curLength == 1)
+        {
+            Array.Fill(scores, float.NegativeInfinity);
+            scores[bos] = 0f;
         }
         if (settings.ForcedEosTokenId is { } eos && curLength == maxLength - 1)
         {
