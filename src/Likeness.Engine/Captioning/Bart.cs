@@ -64,7 +64,17 @@ public sealed class BartCache : IDisposable
 {
     private readonly Tensor?[] _selfK, _selfV, _crossK, _crossV;
 
-    public BartCache(int layers) => (_selfK, _selfV, _crossK, _crossV) = (new Tensor?[layers], new Tensor?[layers], new Tensor?[layers], new Tensor?[layers]);
+    private readonly int _rowsPerSource;
+
+    /// <param name="rowsPerSource">
+    /// Decoder rows per row of encoder states (the beams): the encoder's keys and values are projected once per
+    /// picture and repeated, rather than projected again for each beam.
+    /// </param>
+    public BartCache(int layers, int rowsPerSource = 1)
+    {
+        (_selfK, _selfV, _crossK, _crossV) = (new Tensor?[layers], new Tensor?[layers], new Tensor?[layers], new Tensor?[layers]);
+        _rowsPerSource = rowsPerSource;
+    }
 
     /// <summary>Positions already decoded.</summary>
     public long Length => _selfK[0]?.shape[2] ?? 0;
@@ -87,6 +97,7 @@ public sealed class BartCache : IDisposable
         if (_crossK[layer] is null)
         {
             var (k, v) = make();
+            if (_rowsPerSource > 1) (k, v) = (k.repeat_interleave(_rowsPerSource, 0), v.repeat_interleave(_rowsPerSource, 0));
             k.DetachFromDisposeScope();
             v.DetachFromDisposeScope();
             (_crossK[layer], _crossV[layer]) = (k, v);

@@ -105,13 +105,12 @@ public static class Florence2Generation
         var improvable = Enumerable.Repeat(true, batch).ToArray();
 
         using var _ = no_grad();
-        using var expandedStates = encoderStates.repeat_interleave(beams, 0);
         using var expandedMask = mask?.repeat_interleave(beams, 0);
-        using var cache = new BartCache(text.DecoderLayers);
+        using var cache = new BartCache(text.DecoderLayers, beams);
         var curLength = 1;
         while (true)
         {
-            var logProbs = StepLogits(model, running, expandedStates, expandedMask, cache, logSoftmax: true);
+            var logProbs = StepLogits(model, running, encoderStates, expandedMask, cache, logSoftmax: true);
             for (var r = 0; r < running.Length; r++) Process(logProbs[r], running[r], curLength, maxLength, settings);
 
             var nextRunning = new List<long>[running.Length];
@@ -120,12 +119,17 @@ public static class Florence2Generation
             var allHit = true;
             for (var b = 0; b < batch; b++)
             {
-                // Top 2·beams continuations of this row's beams, by accumulated log-probability.
-                var candidates = new (float Score, int Beam, int Token)[beams * vocab];
+                // Top 2·beams continuations of this row's beams, by accumulated log-probability. A beam adds one
+                // number to all its tokens, so only each beam's own top 2·beams tokens can be among them; they are
+                // listed in (beam, token) order so that equal scores rank as in the flat [beams × vocab] order.
+                var candidates = new List<(float Score, int Beam, int Token)>(beams * keep);
                 for (var k = 0; k < beams; k++)
-                    for (var v = 0; v < vocab; v++)
-                        candidates[k * vocab + v] = (logProbs[b * beams + k][v] + runningScores[b * beams + k], k, v);
-                var top = TopK(candidates, keep, c => c.Score);
+                {
+                    var row = logProbs[b * beams + k];
+                    foreach (var v in TopK(Enumerable.Range(0, vocab).ToArray(), keep, v => row[v]).Order())
+                        candidates.Add((row[v] + runningScores[b * beams + k], k, v));
+                }
+                var top = TopK(candidates.ToArray(), keep, c => c.Score);
                 var hits = top.Select(c => c.Token == text.EosTokenId || curLength + 1 >= maxLength).ToArray();
                 allHit &= hits.All(h => h);
 
@@ -160,7 +164,7 @@ public static class Florence2Generation
 
             running = nextRunning;
             runningScores = nextScores;
-            using (var rows = tensor(sourceRows)) cache.Reorder(rows);
+            using (var rows = tensor(sourceRows, device: encoderStates.device)) cache.Reorder(rows);
             curLength++;
 
             for (var b = 0; b < batch; b++)
@@ -185,7 +189,7 @@ public static class Florence2Generation
     private static float[][] StepLogits(Florence2Model model, IReadOnlyList<List<long>> rows, Tensor encoderStates, Tensor? mask, BartCache cache, bool logSoftmax)
     {
         using var scope = NewDisposeScope();
-        var last = tensor(rows.Select(r => r[^1]).ToArray()).unsqueeze(1);
+        var last = tensor(rows.Select(r => r[^1]).ToArray(), device: encoderStates.device).unsqueeze(1);
         var logits = model.Language.Decode(last, encoderStates, mask, cache)[.., -1, ..].to_type(ScalarType.Float32);
         if (logSoftmax) logits = logits.log_softmax(-1);
         var flat = logits.contiguous().data<float>().ToArray();
