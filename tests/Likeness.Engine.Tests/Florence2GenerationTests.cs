@@ -13,16 +13,7 @@ public sealed class Florence2GenerationTests
 {
     private const int Eos = 2;
 
-    private static (Florence2Model Model, Tensor States, Tensor Mask) Encoded()
-    {
-        var model = LoadTiny();
-        using var _ = no_grad();
-        using var pixels = Reference("pixel_values", ScalarType.Float32);
-        using var ids = Reference("input_ids");
-        var mask = Reference("attention_mask");
-        var states = model.Encode(pixels, ids[.., model.Params.ImageTokens(72, 56)..], mask);
-        return (model, states, mask);
-    }
+    private static (Florence2Model Model, Tensor States, Tensor Mask) Encoded() => EncodedReference();
 
     private static long[][] Rows(Tensor t) => Enumerable.Range(0, (int)t.shape[0]).Select(r => t[r].data<long>().ToArray()).ToArray();
 

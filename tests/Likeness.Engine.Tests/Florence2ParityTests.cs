@@ -66,21 +66,29 @@ public sealed class Florence2ParityTests
         Assert.True(RelativeError(actual, expected) < 1e-5, $"relative error {RelativeError(actual, expected)}");
     }
 
-    [Fact]
-    public void Encoder_states_and_logits_match_the_reference_with_a_padded_row()
+    /// <summary>The tiny model and its encoder states for the reference's pictures and prompts (row 1 padded), with the mask.</summary>
+    internal static (Florence2Model Model, Tensor States, Tensor Mask) EncodedReference()
     {
-        using var model = LoadTiny();
+        var model = LoadTiny();
         using var _ = no_grad();
         using var pixels = Reference("pixel_values", ScalarType.Float32);
         using var ids = Reference("input_ids");
-        using var mask = Reference("attention_mask");
-        using var decoderIds = Reference("decoder_input_ids");
-        var imageTokens = model.Params.ImageTokens(72, 56);
-        using var encoded = model.Encode(pixels, PromptIds(ids, imageTokens), mask);
+        var mask = Reference("attention_mask");
+        var states = model.Encode(pixels, PromptIds(ids, model.Params.ImageTokens(72, 56)), mask);
+        return (model, states, mask);
+    }
+
+    [Fact]
+    public void Encoder_states_and_logits_match_the_reference_with_a_padded_row()
+    {
+        var (model, encoded, mask) = EncodedReference();
+        using var _ = model; using var __ = encoded; using var ___ = mask;
+        using var noGrad = no_grad();
         using var expectedStates = Reference("encoder_last_hidden_state");
         // The padded position's state is computed too (it attends to the rest), so the whole tensor is compared.
         Assert.True(RelativeError(encoded, expectedStates) < 1e-5, $"encoder relative error {RelativeError(encoded, expectedStates)}");
 
+        using var decoderIds = Reference("decoder_input_ids");
         using var cache = new BartCache(model.Params.Text.DecoderLayers);
         using var logits = model.Language.Decode(decoderIds, encoded, mask, cache);
         using var expectedLogits = Reference("logits");
@@ -90,13 +98,10 @@ public sealed class Florence2ParityTests
     [Fact]
     public void Decoding_a_step_at_a_time_with_the_cache_gives_the_full_pass_logits()
     {
-        using var model = LoadTiny();
-        using var _ = no_grad();
-        using var pixels = Reference("pixel_values", ScalarType.Float32);
-        using var ids = Reference("input_ids");
-        using var mask = Reference("attention_mask");
+        var (model, encoded, mask) = EncodedReference();
+        using var _ = model; using var __ = encoded; using var ___ = mask;
+        using var noGrad = no_grad();
         using var decoderIds = Reference("decoder_input_ids");
-        using var encoded = model.Encode(pixels, PromptIds(ids, model.Params.ImageTokens(72, 56)), mask);
         using var cache = new BartCache(model.Params.Text.DecoderLayers);
         var steps = Enumerable.Range(0, (int)decoderIds.shape[1]).Select(t => model.Language.Decode(decoderIds[.., t..(t + 1)], encoded, mask, cache)).ToList();
         using var stepwise = cat(steps, 1);

@@ -67,13 +67,13 @@ public sealed class DaVitConvEmbed : nn.Module<Tensor, Tensor>
 /// <summary>One DaViT block: spatial (window) attention, then channel-group attention.</summary>
 public sealed class DaVitBlock : nn.Module<Tensor, Tensor>
 {
-    private readonly DaVitSpatialBlock spatial_block;
-    private readonly DaVitChannelBlock channel_block;
+    private readonly DaVitMixingBlock spatial_block;
+    private readonly DaVitMixingBlock channel_block;
 
     public DaVitBlock(DaVitParams p, int stage, Device? device) : base(nameof(DaVitBlock))
     {
-        spatial_block = new DaVitSpatialBlock(p, stage, device);
-        channel_block = new DaVitChannelBlock(p, stage, device);
+        spatial_block = new DaVitMixingBlock(p, stage, spatial: true, device);
+        channel_block = new DaVitMixingBlock(p, stage, spatial: false, device);
         RegisterComponents();
     }
 
@@ -105,82 +105,46 @@ public sealed class DaVitMlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// The two halves every DaViT block shares: a depthwise 3×3 convolution added to the map, then a pre-norm residual
-/// token mixer (attention), then again a depthwise convolution and a pre-norm residual MLP.
+/// Half a DaViT block (<c>spatial_block</c> or <c>channel_block</c>): a depthwise 3×3 convolution added to the map,
+/// then a pre-norm residual token mixer — window attention (<c>window_attn</c>) or channel-group attention
+/// (<c>channel_attn</c>) — then again a depthwise convolution and a pre-norm residual MLP.
 /// </summary>
-public abstract class DaVitMixingBlock : nn.Module<Tensor, Tensor>
+public sealed class DaVitMixingBlock : nn.Module<Tensor, Tensor>
 {
-    protected DaVitMixingBlock(string name) : base(name) { }
+    private readonly Conv2d conv1;
+    private readonly LayerNorm norm1;
+    private readonly DaVitWindowAttention? window_attn;
+    private readonly DaVitChannelAttention? channel_attn;
+    private readonly Conv2d conv2;
+    private readonly LayerNorm norm2;
+    private readonly DaVitMlp ffn;
 
-    protected static Tensor Mix(Tensor map, Conv2d conv1, LayerNorm norm1, Func<Tensor, long, long, Tensor> mixer, Conv2d conv2, LayerNorm norm2, DaVitMlp ffn)
+    public DaVitMixingBlock(DaVitParams p, int stage, bool spatial, Device? device) : base(nameof(DaVitMixingBlock))
     {
+        var dim = p.EmbedDim[stage];
+        conv1 = nn.Conv2d(dim, dim, 3, padding: 1, groups: dim, device: device);
+        norm1 = nn.LayerNorm(dim, device: device);
+        if (spatial) window_attn = new DaVitWindowAttention(dim, p.NumHeads[stage], p.WindowSize, p.QkvBias, device);
+        else channel_attn = new DaVitChannelAttention(dim, p.NumGroups[stage], p.QkvBias, device);
+        conv2 = nn.Conv2d(dim, dim, 3, padding: 1, groups: dim, device: device);
+        norm2 = nn.LayerNorm(dim, device: device);
+        ffn = new DaVitMlp(dim, p.MlpRatio, device);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor map)
+    {
+        using var scope = NewDisposeScope();
         var (b, c, h, w) = (map.shape[0], map.shape[1], map.shape[2], map.shape[3]);
         var x = conv1.forward(map).add(map, One);
         var tokens = x.flatten(2).transpose(1, 2);                          // [B, HW, C]
-        tokens = tokens.add(mixer(norm1.forward(tokens), h, w), One);
+        var normed = norm1.forward(tokens);
+        tokens = tokens.add(window_attn is not null ? window_attn.forward(normed, h, w) : channel_attn!.forward(normed), One);
         x = tokens.transpose(1, 2).reshape(b, c, h, w);
         x = conv2.forward(x).add(x, One);
         tokens = x.flatten(2).transpose(1, 2);
         tokens = tokens.add(ffn.forward(norm2.forward(tokens)), One);
-        return tokens.transpose(1, 2).reshape(b, c, h, w);
-    }
-
-    protected static Conv2d Depthwise(int dim, Device? device) => nn.Conv2d(dim, dim, 3, padding: 1, groups: dim, device: device);
-}
-
-public sealed class DaVitSpatialBlock : DaVitMixingBlock
-{
-    private readonly Conv2d conv1;
-    private readonly LayerNorm norm1;
-    private readonly DaVitWindowAttention window_attn;
-    private readonly Conv2d conv2;
-    private readonly LayerNorm norm2;
-    private readonly DaVitMlp ffn;
-
-    public DaVitSpatialBlock(DaVitParams p, int stage, Device? device) : base(nameof(DaVitSpatialBlock))
-    {
-        var dim = p.EmbedDim[stage];
-        conv1 = Depthwise(dim, device);
-        norm1 = nn.LayerNorm(dim, device: device);
-        window_attn = new DaVitWindowAttention(dim, p.NumHeads[stage], p.WindowSize, p.QkvBias, device);
-        conv2 = Depthwise(dim, device);
-        norm2 = nn.LayerNorm(dim, device: device);
-        ffn = new DaVitMlp(dim, p.MlpRatio, device);
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor map)
-    {
-        using var scope = NewDisposeScope();
-        return Mix(map, conv1, norm1, window_attn.forward, conv2, norm2, ffn).MoveToOuterDisposeScope();
-    }
-}
-
-public sealed class DaVitChannelBlock : DaVitMixingBlock
-{
-    private readonly Conv2d conv1;
-    private readonly LayerNorm norm1;
-    private readonly DaVitChannelAttention channel_attn;
-    private readonly Conv2d conv2;
-    private readonly LayerNorm norm2;
-    private readonly DaVitMlp ffn;
-
-    public DaVitChannelBlock(DaVitParams p, int stage, Device? device) : base(nameof(DaVitChannelBlock))
-    {
-        var dim = p.EmbedDim[stage];
-        conv1 = Depthwise(dim, device);
-        norm1 = nn.LayerNorm(dim, device: device);
-        channel_attn = new DaVitChannelAttention(dim, p.NumGroups[stage], p.QkvBias, device);
-        conv2 = Depthwise(dim, device);
-        norm2 = nn.LayerNorm(dim, device: device);
-        ffn = new DaVitMlp(dim, p.MlpRatio, device);
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor map)
-    {
-        using var scope = NewDisposeScope();
-        return Mix(map, conv1, norm1, (tokens, _, _) => channel_attn.forward(tokens), conv2, norm2, ffn).MoveToOuterDisposeScope();
+        return tokens.transpose(1, 2).reshape(b, c, h, w).MoveToOuterDisposeScope();
     }
 }
 
