@@ -92,7 +92,7 @@ public static class Florence2Checkpoint
     public static void Load(Florence2Model model, ITensorSource source, string name)
     {
         var own = model.state_dict();
-        var missing = new HashSet<string>(own.Keys, StringComparer.Ordinal) { };
+        var missing = new HashSet<string>(own.Keys, StringComparer.Ordinal);
         var original = IsOriginalLayout(source.Keys);
         using var noGrad = no_grad();
         foreach (var key in source.Keys)
