@@ -97,6 +97,18 @@ public sealed class Florence2CaptionerTests
     }
 
     [Fact]
+    public async Task The_engine_caption_verb_prints_each_photo_s_caption_and_time()
+    {
+        var photo = Path.Combine(Directory.CreateTempSubdirectory().FullName, "photo.png");
+        File.WriteAllBytes(photo, TestImages.Png(7));
+        var lines = await LikenessProcess.RunAsync(new Dictionary<string, string?>(), "engine", "caption", "--captioner-models", TinyFolder, "--threads", "1", photo);
+        using var engine = Florence2Captioning.Load(TinyFolder);
+        var expected = engine.Caption(File.ReadAllBytes(photo));
+        Assert.Contains(lines, l => l.StartsWith($"loaded {TinyFolder} in ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("photo.png (", StringComparison.Ordinal) && l.EndsWith($" s): {expected}", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task The_captioner_models_flag_and_environment_variable_reach_the_settings()
     {
         using var process = LikenessProcess.Start(new Dictionary<string, string?> { ["LIKENESS_CAPTIONER"] = "florence2", ["LIKENESS_CAPTIONER_MODELS"] = "/nonexistent/florence" },
