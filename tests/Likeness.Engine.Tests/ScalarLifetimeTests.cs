@@ -55,6 +55,25 @@ public sealed class ScalarLifetimeTests
         }
     }
 
+    [Fact]
+    public void Florence2_captioning_leaves_no_Scalar_to_the_finalizer_and_captions_alike_under_a_storm()
+    {
+        using var captioning = Captioning.Florence2Captioning.Load(Florence2ParityTests.Folder);
+        var photo = Florence2CaptioningTests.Photo();
+        string calm;
+        using (var finalized = new FinalizedScalars())
+        {
+            calm = captioning.Caption(photo);
+            Assert.Equal(1, finalized.CountAfterDropping(1));
+        }
+        using (CollectorStorm.Start())
+        {
+            var watch = Stopwatch.StartNew();
+            do Assert.Equal(calm, captioning.Caption(photo));
+            while (watch.Elapsed < TimeSpan.FromSeconds(5));
+        }
+    }
+
     private static void AssertSameAdapters(string expected, string actual)
     {
         using var a = SafeTensorsFile.Open(expected);

@@ -246,7 +246,7 @@ public sealed class CaptionerTests(ITestOutputHelper output)
     [InlineData("openai", null, null, "--captioner openai needs --captioner-endpoint (LIKENESS_CAPTIONER_ENDPOINT, the base URL ending in /v1) and --captioner-model (LIKENESS_CAPTIONER_MODEL).")]
     [InlineData("openai", "http://127.0.0.1:11434/v1", null, "--captioner openai needs --captioner-model (LIKENESS_CAPTIONER_MODEL).")]
     [InlineData("openai", "localhost:11434", "llava", "--captioner-endpoint 'localhost:11434' is not an absolute http(s) URL such as http://127.0.0.1:11434/v1.")]
-    [InlineData("florence2", null, null, "Unknown --captioner 'florence2': use local (the default) or openai.")]
+    [InlineData("florence3", null, null, "Unknown --captioner 'florence3': use local (the default), openai or florence2.")]
     public void A_captioner_setting_it_cannot_run_with_stops_the_start_with_one_line(string captioner, string? endpoint, string? model, string expected)
     {
         var settings = new Dictionary<string, string?>

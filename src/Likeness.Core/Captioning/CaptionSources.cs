@@ -7,6 +7,8 @@ public static class CaptionSources
     public const string Local = "local";
     /// <summary>Any OpenAI-compatible vision endpoint.</summary>
     public const string OpenAi = "openai";
+    /// <summary>Florence-2 (base or large) run in-process by the engine from <c>--captioner-models</c>.</summary>
+    public const string Florence2 = "florence2";
 
-    public static readonly string[] All = [Local, OpenAi];
+    public static readonly string[] All = [Local, OpenAi, Florence2];
 }

@@ -2,6 +2,7 @@ using System.ClientModel;
 using System.ClientModel.Primitives;
 using Likeness.Core.Captioning;
 using Likeness.Core.Ports;
+using Likeness.Engine.Captioning;
 using Likeness.Hosting;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Http.Resilience;
@@ -24,6 +25,16 @@ public static class Captioners
         if (options.Captioner == CaptionSources.Local)
         {
             services.AddSingleton<ICaptioner>(sp => sp.GetRequiredService<LocalCaptioner>());
+            return services;
+        }
+        if (options.Captioner == CaptionSources.Florence2)
+        {
+            services.AddSingleton(sp => new Florence2Captioner(options.CaptionerModels!, options.CaptionerConcurrency, options.EngineThreads,
+                sp.GetRequiredService<ILogger<Florence2Captioner>>()));
+            services.AddSingleton<ICaptioner>(sp => options.CaptionerFallback == CaptionSources.Local
+                ? new FallbackCaptioner(sp.GetRequiredService<Florence2Captioner>(), sp.GetRequiredService<LocalCaptioner>(),
+                    sp.GetRequiredService<ILogger<FallbackCaptioner>>())
+                : sp.GetRequiredService<Florence2Captioner>());
             return services;
         }
 
@@ -74,7 +85,7 @@ public static class Captioners
     {
         string? error = null;
         if (!CaptionSources.All.Contains(o.Captioner))
-            error = $"Unknown --captioner '{o.Captioner}': use local (the default) or openai.";
+            error = $"Unknown --captioner '{o.Captioner}': use local (the default), openai or florence2.";
         else if (o.CaptionerFallback is not ("none" or CaptionSources.Local))
             error = $"Unknown --captioner-fallback '{o.CaptionerFallback}': use none (the default) or local.";
         else if (o.CaptionerConcurrency is < 1 or > 64)
@@ -87,6 +98,16 @@ public static class Captioners
             if (missing.Count > 0) error = $"--captioner openai needs {string.Join(" and ", missing)}.";
             else if (!Uri.TryCreate(o.CaptionerEndpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
                 error = $"--captioner-endpoint '{o.CaptionerEndpoint}' is not an absolute http(s) URL such as http://127.0.0.1:11434/v1.";
+        }
+        else if (o.Captioner == CaptionSources.Florence2)
+        {
+            if (string.IsNullOrWhiteSpace(o.CaptionerModels))
+                error = "--captioner florence2 needs --captioner-models (LIKENESS_CAPTIONER_MODELS), a Florence-2 model folder such as huggingface-cli download microsoft/Florence-2-base --local-dir DIR makes.";
+            else
+            {
+                try { Florence2Folder.Locate(o.CaptionerModels); }
+                catch (InvalidOperationException e) { error = e.Message; }
+            }
         }
         if (error is not null) throw new OptionsValidationException("Captioner", typeof(LikenessOptions), [error]);
     }

@@ -22,14 +22,15 @@ internal static class CommonOptions
     public static readonly Option<string?> Models = Make(Setting.Models, "Folder with the weights of flux-dev / flux-schnell.");
     public static readonly Option<string?> EnginePrecision = Make(Setting.EnginePrecision, "auto (default: bf16 on CUDA, fp32 on CPU), fp32 or bf16.");
     public static readonly Option<string?> EngineDevice = Make(Setting.EngineDevice, "auto (default: CUDA when found, else CPU), cpu, cuda or cuda:N.");
-    public static readonly Option<string?> Captioner = Make(Setting.Captioner, "local (default: offline) or openai (any OpenAI-compatible vision endpoint).");
+    public static readonly Option<string?> Captioner = Make(Setting.Captioner, "local (default: offline), openai (any OpenAI-compatible vision endpoint) or florence2 (Florence-2 in-process, from --captioner-models).");
     public static readonly Option<string?> CaptionerEndpoint = Make(Setting.CaptionerEndpoint, "openai: the endpoint's base URL, ending in /v1 (key from LIKENESS_CAPTIONER_API_KEY).");
     public static readonly Option<string?> CaptionerModel = Make(Setting.CaptionerModel, "openai: the vision model's name.");
     public static readonly Option<string?> CaptionerFallback = Make(Setting.CaptionerFallback, "none (default: the LoRA fails) or local: caption a photo locally when the endpoint stays down.");
-    public static readonly Option<string?> CaptionerConcurrency = Make(Setting.CaptionerConcurrency, "openai: photos captioned at once (default 4).");
+    public static readonly Option<string?> CaptionerConcurrency = Make(Setting.CaptionerConcurrency, "openai, florence2: photos captioned at once (default 4).");
+    public static readonly Option<string?> CaptionerModels = Make(Setting.CaptionerModels, "florence2: the model folder (microsoft/Florence-2-base or -large as downloaded).");
 
     public static IEnumerable<Option> All => [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models, EnginePrecision, EngineDevice,
-        Captioner, CaptionerEndpoint, CaptionerModel, CaptionerFallback, CaptionerConcurrency];
+        Captioner, CaptionerEndpoint, CaptionerModel, CaptionerFallback, CaptionerConcurrency, CaptionerModels];
 
     private static Option<string?> Make(Setting s, string description) => new(s.Flag) { Description = description, Recursive = true };
 
@@ -53,5 +54,6 @@ internal static class CommonOptions
         [Setting.CaptionerModel] = result.GetValue(CaptionerModel),
         [Setting.CaptionerFallback] = result.GetValue(CaptionerFallback),
         [Setting.CaptionerConcurrency] = result.GetValue(CaptionerConcurrency),
+        [Setting.CaptionerModels] = result.GetValue(CaptionerModels),
     });
 }

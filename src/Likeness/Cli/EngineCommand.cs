@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Likeness.Engine;
+using Likeness.Engine.Captioning;
 using Likeness.Engine.Flux;
 using Likeness.Engine.Imaging;
 using Likeness.Engine.Tools;
@@ -9,12 +10,12 @@ using Spectre.Console;
 
 namespace Likeness.Cli;
 
-/// <summary><c>likeness engine …</c>: the FLUX engine's own verbs (forward, bench, train, generate).</summary>
+/// <summary><c>likeness engine …</c>: the engine's own verbs (forward, bench, train, generate, and Florence-2's caption).</summary>
 internal static class EngineCommand
 {
-    public static Command Create() => new("engine", "Run the FLUX engine directly: forward, autoencode, bench, train, generate, init, pretrain, scenes.")
+    public static Command Create() => new("engine", "Run the engine directly: forward, autoencode, bench, train, generate, init, pretrain, scenes, caption.")
     {
-        Forward(), Autoencode(), Bench(), Train(), Generate(), Init(), PretrainCommands.Pretrain(), PretrainCommands.Scenes(),
+        Forward(), Autoencode(), Bench(), Train(), Generate(), Init(), PretrainCommands.Pretrain(), PretrainCommands.Scenes(), Caption(),
     };
 
     private static Command Init()
@@ -178,6 +179,36 @@ internal static class EngineCommand
             File.WriteAllBytes(path, bytes);
             Console.WriteLine($"image: {path} ({bytes.Length} bytes)");
             return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    /// <summary>Florence-2 on photos from the command line: the caption a worker would get, and the CPU time per photo.</summary>
+    private static Command Caption()
+    {
+        var photos = new Argument<FileInfo[]>("photos") { Description = "jpg, png or webp files.", Arity = ArgumentArity.OneOrMore };
+        var task = new Option<string>("--task") { Description = "<CAPTION>, <DETAILED_CAPTION> or <MORE_DETAILED_CAPTION>.", DefaultValueFactory = _ => Florence2Tasks.MoreDetailedCaption };
+        var threads = new Option<int>("--threads") { Description = "CPU threads (default: one per core).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var command = new Command("caption", "Caption photos with Florence-2 from --captioner-models (or LIKENESS_CAPTIONER_MODELS), with the time each took.") { photos, task, threads };
+        command.SetAction(r =>
+        {
+            var folder = r.GetValue(CommonOptions.CaptionerModels) ?? Environment.GetEnvironmentVariable(Hosting.Setting.CaptionerModels.Environment);
+            if (string.IsNullOrWhiteSpace(folder))
+            {
+                Console.Error.WriteLine("likeness: engine caption needs --captioner-models DIR, a Florence-2 model folder.");
+                return 2;
+            }
+            EngineThreads.Apply(TorchSharp.torch.CPU, r.GetValue(threads));
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            using var captioning = Florence2Captioning.Load(folder);
+            Console.WriteLine($"loaded {folder} in {watch.Elapsed.TotalSeconds:F1} s");
+            foreach (var photo in r.GetValue(photos)!)
+            {
+                watch.Restart();
+                var caption = captioning.Caption(File.ReadAllBytes(photo.FullName), r.GetValue(task)!);
+                Console.WriteLine($"{photo.Name} ({watch.Elapsed.TotalSeconds:F2} s): {caption}");
+            }
+            return 0;
         });
         return command;
     }

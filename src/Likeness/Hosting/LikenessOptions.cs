@@ -26,7 +26,7 @@ public sealed class LikenessOptions
     [RegularExpression(@"^(auto|cpu|cuda(:\d+)?)$")] public string EngineDevice { get; set; } = "auto";
     /// <summary>CPU threads for each training and generation (libtorch intra-op); unset: <see cref="Likeness.Engine.EngineThreads.TrainingDefault"/> and <see cref="Likeness.Engine.EngineThreads.GenerationDefault"/>.</summary>
     [Range(1, 1024)] public int? EngineThreads { get; set; }
-    /// <summary><c>local</c> or <c>openai</c> (checked at start by <see cref="Likeness.Adapters.Captioners"/>, which names what is missing).</summary>
+    /// <summary><c>local</c>, <c>openai</c> or <c>florence2</c> (checked at start by <see cref="Likeness.Adapters.Captioners"/>, which names what is missing).</summary>
     public string Captioner { get; set; } = "local";
     /// <summary>The OpenAI-compatible base URL, ending in <c>/v1</c>.</summary>
     public string? CaptionerEndpoint { get; set; }
@@ -35,8 +35,10 @@ public sealed class LikenessOptions
     public string? CaptionerApiKey { get; set; }
     /// <summary><c>none</c>, or <c>local</c>: a photo the endpoint cannot caption is captioned locally.</summary>
     public string CaptionerFallback { get; set; } = "none";
-    /// <summary>Photos of one dataset captioned at once by a remote captioner.</summary>
+    /// <summary>Photos captioned at once by a remote captioner, or by Florence-2 in this process (which then splits the CPU threads among them).</summary>
     public int CaptionerConcurrency { get; set; } = 4;
+    /// <summary><c>florence2</c>: the model folder, as its Hugging Face repository downloads (microsoft/Florence-2-base or -large).</summary>
+    public string? CaptionerModels { get; set; }
 
     public TrainingSettings Training { get; set; } = new();
     public CaptionerCallSettings CaptionerCalls { get; set; } = new();

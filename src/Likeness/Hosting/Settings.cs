@@ -23,13 +23,14 @@ public sealed record Setting(string Flag, string Environment, string Key)
     public static readonly Setting CaptionerModel = new("--captioner-model", "LIKENESS_CAPTIONER_MODEL", "Likeness:CaptionerModel");
     public static readonly Setting CaptionerFallback = new("--captioner-fallback", "LIKENESS_CAPTIONER_FALLBACK", "Likeness:CaptionerFallback");
     public static readonly Setting CaptionerConcurrency = new("--captioner-concurrency", "LIKENESS_CAPTIONER_CONCURRENCY", "Likeness:CaptionerConcurrency");
+    public static readonly Setting CaptionerModels = new("--captioner-models", "LIKENESS_CAPTIONER_MODELS", "Likeness:CaptionerModels");
     /// <summary>No flag: a secret does not belong on a command line, where any process listing shows it.</summary>
     public static readonly Setting CaptionerApiKey = new("", "LIKENESS_CAPTIONER_API_KEY", "Likeness:CaptionerApiKey");
     /// <summary>No flag: only test suites lower the training step floor.</summary>
     public static readonly Setting TrainingMinSteps = new("", "LIKENESS_TRAINING_MIN_STEPS", "Likeness:Training:MinSteps");
 
     public static readonly Setting[] All = [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models, EnginePrecision, EngineDevice,
-        Captioner, CaptionerEndpoint, CaptionerModel, CaptionerFallback, CaptionerConcurrency, CaptionerApiKey, TrainingMinSteps];
+        Captioner, CaptionerEndpoint, CaptionerModel, CaptionerFallback, CaptionerConcurrency, CaptionerModels, CaptionerApiKey, TrainingMinSteps];
 
     /// <summary>The environment's values, then the flags' on top, as configuration overrides.</summary>
     public static Dictionary<string, string?> Overrides(IReadOnlyDictionary<Setting, string?> flags)
