@@ -125,15 +125,10 @@ public static class LoraEndpoints
         if (status is not null && !LoraStatus.All.Contains(status))
             return Problems.Field("status", "status must be one of " + string.Join(", ", LoraStatus.All) + ".");
 
-        var query = db.Loras.AsNoTracking().Where(l => l.TeamId == teamId);
-        if (status is not null) query = query.Where(l => l.Status == status);
-        if (!withArchived) query = query.Where(l => l.Status != LoraStatus.Archived);
-        if (after is not null)
-        {
-            var at = after.At;
-            query = query.Where(l => l.CreatedAt < at || (l.CreatedAt == at && string.Compare(l.Id, after.Id) < 0));
-        }
-        var rows = await query.OrderByDescending(l => l.CreatedAt).ThenByDescending(l => l.Id).Take(take + 1).ToListAsync(http.RequestAborted);
+        var rows = new List<Lora>(take + 1);
+        await foreach (var row in HotQueries.TeamLoraPage(db, teamId, status, withArchived, after?.At ?? default, after?.Id, take + 1)
+            .WithCancellation(http.RequestAborted))
+            rows.Add(row);
         var next = rows.Count > take ? new Cursor(rows[take - 1].CreatedAt.Ticks, rows[take - 1].Id).Encode() : null;
         return TypedResults.Ok(new Page<LoraResponse>(rows.Take(take).Select(LoraResponse.From).ToList(), next));
     }
@@ -248,8 +243,7 @@ public static class LoraEndpoints
 
     private static Task<Lora?> Find(LikenessDb db, HttpContext http, string id)
     {
-        var teamId = http.Caller().TeamId;
-        return db.Loras.AsNoTracking().SingleOrDefaultAsync(l => l.Id == id && l.TeamId == teamId, http.RequestAborted);
+        return HotQueries.TeamLora(db, id, http.Caller().TeamId, http.RequestAborted);
     }
 }
 
