@@ -9,10 +9,12 @@
 #     clients at once each upload 30 distinct 3 MB PNGs (goal: peak ≤ idle + 64 MB).
 #  3. p99 of GET /v2/loras/{id} (same wrk) while two trainings run (--role all, two training slots, 500 steps,
 #     15 PNGs, rank 8), once both are TRAINING; the two are cancelled after each run.
-# Usage: bench/load.sh [runs]   (default 3; medians over runs)
+# Usage: [PARTS="1 2 3"] bench/load.sh [runs]   (default 3; medians over runs; PARTS picks the measurements)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 runs=${1:-3}
+parts=${PARTS:-1 2 3}
+part() { [[ " $parts " == *" $1 "* ]]; }
 out=bench/out/loadhost
 dotnet build bench/LoadHost -c Release -o "$out" -v q -nologo >/dev/null
 command -v wrk >/dev/null || { echo "wrk is needed (Debian: apt-get install wrk)"; exit 1; }
@@ -56,8 +58,10 @@ print(f"{rps:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")'
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)"
 
-# 1. Throughput and latency, side by side.
 python3 bench/make-pngs.py "$work/photos" 15
+
+# 1. Throughput and latency, side by side.
+if part 1; then
 start "$work/data-rps" --role api
 ids=(); for i in $(seq 1 10); do ids+=("$(upload "load$i" "$work/photos")"); done
 id=${ids[0]}
@@ -75,8 +79,10 @@ for run in $(seq 1 "$runs"); do
 done
 stop
 echo "median of $runs: bare $(printf '%s\n' "${rps_bare[@]}" | median) req/s; GET one $(printf '%s\n' "${rps_get[@]}" | median) req/s, ratio $(printf '%s\n' "${ratios_get[@]}" | median)×; list $(printf '%s\n' "${rps_list[@]}" | median) req/s, ratio $(printf '%s\n' "${ratios_list[@]}" | median)× (goal ≥ 0.5×)"
+fi
 
 # 2. Memory while 4 clients each upload 30 × 3 MB photos.
+if part 2; then
 python3 - "$work/big" <<'PY'
 import os, struct, sys, zlib
 folder = sys.argv[1]; os.makedirs(folder, exist_ok=True)
@@ -91,9 +97,12 @@ PY
 growth=()
 for run in $(seq 1 "$runs"); do
   start "$work/data-mem$run" --role api
-  curl -sf "$api/v2/team" -H "X-API-Key: $key" >/dev/null; sleep 1
+  # Warm-up: one small upload loads the code an upload runs (multipart, Skia, hashing), so idle counts it.
+  upload warm "$work/photos" >/dev/null; curl -sf -X POST "$api/v2/loras/$(upload warm2 "$work/photos")/cancel" -H "X-API-Key: $key" >/dev/null
+  sleep 1
   idle=$(ps -o rss= -p "$pid")
-  ( while kill -0 "$pid" 2>/dev/null; do ps -o rss= -p "$pid"; sleep 0.1; done > "$work/rss$run.txt" ) &
+  anon_idle=$(awk '/RssAnon/ {print $2}' /proc/$pid/status)
+  ( while kill -0 "$pid" 2>/dev/null; do awk '/VmRSS|RssAnon|RssFile/ {printf "%s ", $2} END {print ""}' /proc/$pid/status 2>/dev/null; sleep 0.1; done > "$work/rss$run.txt" ) &
   sampler=$!
   t0=$(date +%s.%N)
   clients=(); for c in 1 2 3 4; do upload "mem$c" "$work/big" > "$work/up$run-$c.txt" & clients+=($!); done
@@ -101,14 +110,17 @@ for run in $(seq 1 "$runs"); do
   t1=$(date +%s.%N)
   accepted=$(cat "$work"/up$run-*.txt | grep -c "^lora_" || true)
   stop; wait "$sampler" 2>/dev/null || true
-  peak=$(sort -n "$work/rss$run.txt" | tail -1)
+  peak=$(awk 'NF == 3 {print $1}' "$work/rss$run.txt" | sort -n | tail -1)
+  anon_peak=$(awk 'NF == 3 {print $2}' "$work/rss$run.txt" | sort -n | tail -1)
   g=$(( (peak - idle) / 1024 ))
-  echo "run $run: 4 × 30 × 3 MB uploads in $(echo "$t1 - $t0" | bc | xargs printf '%.1f') s, $accepted of 4 accepted; RSS idle $((idle / 1024)) MB, peak $((peak / 1024)) MB: +$g MB"
+  echo "run $run: 4 × 30 × 3 MB uploads in $(echo "$t1 - $t0" | bc | xargs printf '%.1f') s, $accepted of 4 accepted; RSS idle $((idle / 1024)) MB, peak $((peak / 1024)) MB: +$g MB (anonymous memory +$(( (anon_peak - anon_idle) / 1024 )) MB)"
   growth+=("$g")
 done
 echo "median of $runs: +$(printf '%s\n' "${growth[@]}" | median) MB over idle (goal ≤ 64 MB)"
+fi
 
 # 3. p99 of GET /v2/loras/{id} while two trainings run.
+if part 3; then
 export Likeness__Workers__Concurrency__training=2
 start "$work/data-train" --role all
 p99s=(); rps=()
@@ -126,3 +138,4 @@ for run in $(seq 1 "$runs"); do
 done
 stop
 echo "median of $runs: GET /v2/loras/{id} during two trainings: p99 $(printf '%s\n' "${p99s[@]}" | median) ms, $(printf '%s\n' "${rps[@]}" | median) req/s"
+fi
