@@ -47,6 +47,12 @@ public static class LoraEndpoints
             http.Response.Headers.Connection = "close";
             return Problems.Of(413, "payload_too_large", "The request body is larger than 101 MiB (images may total at most 100 MiB).");
         }
+        catch (LoraUpload.TooSlowException)
+        {
+            http.Response.Headers.Connection = "close";
+            return Problems.Of(StatusCodes.Status408RequestTimeout, RequestLimits.RequestTimeout,
+                "The upload arrived more slowly than the server's minimum rate and was cut off; nothing was stored.");
+        }
         catch (LoraUpload.MalformedException ex) { return Problems.Of(400, "malformed_multipart", ex.Message); }
 
         using (upload)
