@@ -133,7 +133,7 @@ public sealed class ImageFuzzTests(ITestOutputHelper output)
             case "png":
                 BinaryPrimitives.WriteUInt32BigEndian(b.AsSpan(16), (uint)w);
                 BinaryPrimitives.WriteUInt32BigEndian(b.AsSpan(20), (uint)h);
-                if (random.Next(2) == 0) BinaryPrimitives.WriteUInt32BigEndian(b.AsSpan(29), Crc32(b.AsSpan(12, 17)));
+                if (random.Next(2) == 0) BinaryPrimitives.WriteUInt32BigEndian(b.AsSpan(29), ImageHeader.Crc32(b.AsSpan(12, 17)));
                 return ($"IHDR {w}×{h}", b);
             case "jpeg":
                 for (var i = 2; i + 9 < b.Length;)

@@ -42,23 +42,12 @@ public sealed class ImageHardeningTests(ITestOutputHelper output)
         BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)data.Length);
         Encoding.ASCII.GetBytes(type).CopyTo(chunk, 4);
         data.CopyTo(chunk.AsSpan(8));
-        BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + data.Length), Crc32(chunk.AsSpan(4, 4 + data.Length)));
+        BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + data.Length), ImageHeader.Crc32(chunk.AsSpan(4, 4 + data.Length)));
         return chunk;
     }
 
     /// <summary>The PNG with <paramref name="chunk"/> inserted right after IHDR (signature 8 + IHDR 25 bytes).</summary>
     internal static byte[] InsertAfterIhdr(byte[] png, byte[] chunk) => [.. png[..33], .. chunk, .. png[33..]];
-
-    internal static uint Crc32(ReadOnlySpan<byte> data)
-    {
-        var crc = 0xFFFFFFFFu;
-        foreach (var x in data)
-        {
-            crc ^= x;
-            for (var k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
-        }
-        return ~crc;
-    }
 
     [Fact]
     public void Refuses_a_png_carrying_a_huge_metadata_chunk_before_decoding_it()

@@ -102,13 +102,7 @@ public sealed class RequestLimitTests(ServerFixture fixture) : IClassFixture<Ser
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)data.Length);
         Encoding.ASCII.GetBytes(type).CopyTo(chunk, 4);
         data.CopyTo(chunk, 8);
-        var crc = 0xFFFFFFFFu;
-        foreach (var x in chunk.AsSpan(4, 4 + data.Length))
-        {
-            crc ^= x;
-            for (var k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
-        }
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + data.Length), ~crc);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + data.Length), Core.Media.ImageHeader.Crc32(chunk.AsSpan(4, 4 + data.Length)));
         return chunk;
     }
 }
