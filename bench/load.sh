@@ -128,7 +128,12 @@ for run in $(seq 1 "$runs"); do
   a=$(upload "train${run}a" "$work/photos" -F steps=500 -F loraRank=8)
   b=$(upload "train${run}b" "$work/photos" -F steps=500 -F loraRank=8)
   for l in $a $b; do
-    until [ "$(curl -sf "$api/v2/loras/$l" -H "X-API-Key: $key" | json '["status"]')" == TRAINING ]; do sleep 0.5; done
+    while :; do
+      status=$(curl -sf "$api/v2/loras/$l" -H "X-API-Key: $key" | json '["status"]')
+      [ "$status" == TRAINING ] && break
+      [[ "$status" == PENDING || "$status" == UPLOADING ]] || { echo "LoRA $l is $status before training; see $work/data-train.log"; exit 1; }
+      sleep 0.5
+    done
   done
   read -r t_rps t_p50 t_p99 t_bad < <(bench "$api/v2/loras/$a" -H "X-API-Key: $key")
   both=$(for l in $a $b; do curl -sf "$api/v2/loras/$l" -H "X-API-Key: $key" | json '["status"]'; done | sort -u | xargs)
