@@ -185,6 +185,8 @@ public static class LoraEndpoints
         if (lora is null) return Problems.NotFound("The LoRA");
         if (lora.Status != LoraStatus.Ready)
             return Problems.Of(409, "lora_not_ready", $"The LoRA is {lora.Status}; weights exist only once it is READY.");
+        // The database is done with: a download of any length must not hold the connection the request opened.
+        await db.Database.CloseConnectionAsync();
         var stream = await blobs.OpenReadAsync(BlobKeys.Adapter(id), http.RequestAborted);
         if (stream is null) return Problems.NotFound("The adapter file");
         var fileName = $"{lora.Id}{(target == AdapterFormat.Native ? "" : "." + format)}.safetensors";
