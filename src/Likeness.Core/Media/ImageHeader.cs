@@ -72,7 +72,8 @@ public static class ImageHeader
         return null;
     }
 
-    private static uint Crc32(ReadOnlySpan<byte> data)
+    /// <summary>The CRC-32 that PNG chunks carry over their type and data.</summary>
+    public static uint Crc32(ReadOnlySpan<byte> data)
     {
         var crc = 0xFFFFFFFFu;
         foreach (var x in data)

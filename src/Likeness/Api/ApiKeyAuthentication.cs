@@ -25,27 +25,40 @@ public static class ApiKeyAuthentication
             return;
         }
         var key = ReadKey(context.Request);
-        Caller? caller = null;
-        if (key is not null)
+        if (key is null)
         {
-            var hash = Hashing.ApiKeyHash(key);
-            var db = context.RequestServices.GetRequiredService<LikenessDb>();
-            var row = await db.ApiKeys.AsNoTracking()
-                .Where(k => k.KeyHash == hash && k.RevokedAt == null)
-                .Select(k => new { k.Id, k.TeamId, k.KeyHash })
-                .FirstOrDefaultAsync(context.RequestAborted);
-            if (row is not null && CryptographicOperations.FixedTimeEquals(row.KeyHash, hash))
-                caller = new Caller(row.TeamId, row.Id, hash);
-        }
-        if (caller is null)
-        {
-            context.Response.Headers.WWWAuthenticate = "Bearer";
-            await Problems.Unauthorized().ExecuteAsync(context);
+            await RefuseAsync(context);
             return;
         }
-        context.Items[CallerItem] = caller;
-        await next(context);
+        var db = context.RequestServices.GetRequiredService<LikenessDb>();
+        // A read holds one connection for the whole request: EF otherwise opens and closes it around each query, and
+        // on SQLite every open re-registers EF's SQL functions on the pooled handle and every close removes them
+        // (issue #11's profile). Uploads do not: they would hold a database connection while the body streams in.
+        var holdConnection = HttpMethods.IsGet(context.Request.Method);
+        if (holdConnection) await db.Database.OpenConnectionAsync(context.RequestAborted);
+        try
+        {
+            var hash = Hashing.ApiKeyHash(key);
+            var row = await HotQueries.ActiveKeyByHash(db, hash, context.RequestAborted);
+            if (row is null || !CryptographicOperations.FixedTimeEquals(row.KeyHash, hash))
+            {
+                await RefuseAsync(context);
+                return;
+            }
+            context.Items[CallerItem] = new Caller(row.TeamId, row.Id, hash);
+            await next(context);
+        }
+        finally
+        {
+            if (holdConnection) await db.Database.CloseConnectionAsync();
+        }
     });
+
+    private static Task RefuseAsync(HttpContext context)
+    {
+        context.Response.Headers.WWWAuthenticate = "Bearer";
+        return Problems.Unauthorized().ExecuteAsync(context);
+    }
 
     public static Caller Caller(this HttpContext context) =>
         context.Items[CallerItem] as Caller ?? throw new InvalidOperationException("The request was not authenticated.");

@@ -47,6 +47,12 @@ public static class LoraEndpoints
             http.Response.Headers.Connection = "close";
             return Problems.Of(413, "payload_too_large", "The request body is larger than 101 MiB (images may total at most 100 MiB).");
         }
+        catch (LoraUpload.TooSlowException)
+        {
+            http.Response.Headers.Connection = "close";
+            return Problems.Of(StatusCodes.Status408RequestTimeout, RequestLimits.RequestTimeout,
+                "The upload arrived more slowly than the server's minimum rate and was cut off; nothing was stored.");
+        }
         catch (LoraUpload.MalformedException ex) { return Problems.Of(400, "malformed_multipart", ex.Message); }
 
         using (upload)
@@ -126,15 +132,10 @@ public static class LoraEndpoints
         if (status is not null && !LoraStatus.All.Contains(status))
             return Problems.Field("status", "status must be one of " + string.Join(", ", LoraStatus.All) + ".");
 
-        var query = db.Loras.AsNoTracking().Where(l => l.TeamId == teamId);
-        if (status is not null) query = query.Where(l => l.Status == status);
-        if (!withArchived) query = query.Where(l => l.Status != LoraStatus.Archived);
-        if (after is not null)
-        {
-            var at = after.At;
-            query = query.Where(l => l.CreatedAt < at || (l.CreatedAt == at && string.Compare(l.Id, after.Id) < 0));
-        }
-        var rows = await query.OrderByDescending(l => l.CreatedAt).ThenByDescending(l => l.Id).Take(take + 1).ToListAsync(http.RequestAborted);
+        var rows = new List<Lora>(take + 1);
+        await foreach (var row in HotQueries.TeamLoraPage(db, teamId, status, withArchived, after?.At ?? default, after?.Id, take + 1)
+            .WithCancellation(http.RequestAborted))
+            rows.Add(row);
         var next = rows.Count > take ? new Cursor(rows[take - 1].CreatedAt.Ticks, rows[take - 1].Id).Encode() : null;
         return TypedResults.Ok(new Page<LoraResponse>(rows.Take(take).Select(LoraResponse.From).ToList(), next));
     }
@@ -186,6 +187,8 @@ public static class LoraEndpoints
         if (lora is null) return Problems.NotFound("The LoRA");
         if (lora.Status != LoraStatus.Ready)
             return Problems.Of(409, "lora_not_ready", $"The LoRA is {lora.Status}; weights exist only once it is READY.");
+        // The database is done with: a download of any length must not hold the connection the request opened.
+        await db.Database.CloseConnectionAsync();
         var stream = await blobs.OpenReadAsync(BlobKeys.Adapter(id), http.RequestAborted);
         if (stream is null) return Problems.NotFound("The adapter file");
         var fileName = $"{lora.Id}{(target == AdapterFormat.Native ? "" : "." + format)}.safetensors";
@@ -250,8 +253,7 @@ public static class LoraEndpoints
 
     private static Task<Lora?> Find(LikenessDb db, HttpContext http, string id)
     {
-        var teamId = http.Caller().TeamId;
-        return db.Loras.AsNoTracking().SingleOrDefaultAsync(l => l.Id == id && l.TeamId == teamId, http.RequestAborted);
+        return HotQueries.TeamLora(db, id, http.Caller().TeamId, http.RequestAborted);
     }
 }
 

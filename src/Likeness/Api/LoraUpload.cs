@@ -38,6 +38,9 @@ public sealed class LoraUpload : IDisposable
     /// <summary>Thrown when the body passes <see cref="MaxBodyBytes"/> (413).</summary>
     public sealed class TooLargeException() : Exception("The request body is larger than 101 MiB.");
 
+    /// <summary>Thrown when the body arrives slower than Kestrel's minimum data rate (a stalled upload; 408).</summary>
+    public sealed class TooSlowException() : Exception("The request body arrived too slowly.");
+
     public static async Task<LoraUpload> ReadAsync(HttpRequest request, string stagingRoot, CancellationToken ct)
     {
         if (request.ContentLength > MaxBodyBytes) throw new TooLargeException();
@@ -58,8 +61,7 @@ public sealed class LoraUpload : IDisposable
             {
                 MultipartSection? section;
                 try { section = await reader.ReadNextSectionAsync(ct); }
-                catch (IOException) when (body.Exceeded) { throw new TooLargeException(); }
-                catch (IOException ex) { throw new MalformedException("The multipart body could not be read: " + ex.Message); }
+                catch (IOException ex) { throw Unreadable(ex, body); }
                 catch (InvalidDataException ex) { throw new MalformedException("The multipart body could not be read: " + ex.Message); }
                 if (section is null) break;
                 if (++parts > MaxParts) throw new MalformedException($"The form has more than {MaxParts} parts.");
@@ -76,8 +78,7 @@ public sealed class LoraUpload : IDisposable
                     else if (isFile) await Drain(section.Body, ct);
                     else await upload.ReadFieldAsync(name, section, ct);
                 }
-                catch (IOException) when (body.Exceeded) { throw new TooLargeException(); }
-                catch (IOException ex) { throw new MalformedException("The multipart body could not be read: " + ex.Message); }
+                catch (IOException ex) { throw Unreadable(ex, body); }
             }
             if (body.Exceeded) throw new TooLargeException();
             return upload;
@@ -88,6 +89,14 @@ public sealed class LoraUpload : IDisposable
             throw;
         }
     }
+
+    /// <summary>Why the body could not be read: over the size limit, too slow (Kestrel's 408), or not multipart.</summary>
+    private static Exception Unreadable(IOException ex, CountingStream body) => ex switch
+    {
+        _ when body.Exceeded => new TooLargeException(),
+        BadHttpRequestException { StatusCode: StatusCodes.Status408RequestTimeout } => new TooSlowException(),
+        _ => new MalformedException("The multipart body could not be read: " + ex.Message),
+    };
 
     private async Task ReadFieldAsync(string name, MultipartSection section, CancellationToken ct)
     {

@@ -29,15 +29,17 @@ public static class LikenessHost
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         var options = Configure(builder.Configuration, overrides);
+        RequestLimits.Check(options.Limits);
 
         builder.WebHost.UseUrls(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries));
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = LoraUpload.MaxBodyBytes + 1024 * 1024);
+        builder.WebHost.ConfigureKestrel(k => RequestLimits.ConfigureKestrel(k.Limits, options.Limits));
         ConfigureLogging(builder.Logging);
 
         AddServices(builder.Services, builder.Configuration, options);
         extraServices?.Invoke(builder.Services);
 
         var app = builder.Build();
+        app.UseRequestLimits(options.Limits);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseApiKeys();
@@ -100,6 +102,9 @@ public static class LikenessHost
                 404 => "not_found",
                 405 => "method_not_allowed",
                 413 => "payload_too_large",
+                408 => RequestLimits.RequestTimeout,
+                414 => RequestLimits.UriTooLong,
+                431 => RequestLimits.HeadersTooLarge,
                 400 => "bad_request",
                 _ => "internal_error",
             });

@@ -45,6 +45,7 @@ public sealed class LikenessOptions
     public GenerationSettings Generation { get; set; } = new();
     public FileLinkSettings Files { get; set; } = new();
     public BootstrapSettings Bootstrap { get; set; } = new();
+    public RequestLimitSettings Limits { get; set; } = new();
 
     public string DataFolder => Path.GetFullPath(Data);
     public string DatabaseSetting => Database ?? "sqlite:" + Path.Combine(DataFolder, "likeness.db");
@@ -92,5 +93,26 @@ public sealed class LikenessOptions
     {
         /// <summary>Credits of the team <c>default</c> made on the embedded default's first start.</summary>
         public long DefaultTeamCredits { get; set; } = 10_000;
+    }
+
+    /// <summary>
+    /// Request limits (section <c>Likeness:Limits</c>). The URL and header limits are enforced by the service itself so that
+    /// a refusal is problem+json; Kestrel's own, which answer with an empty body, sit above them (see RequestLimits).
+    /// </summary>
+    public sealed class RequestLimitSettings
+    {
+        /// <summary>The request target (path and query) in bytes; longer is 414 <c>uri_too_long</c>.</summary>
+        [Range(1024, 32 * 1024)] public int MaxUrlBytes { get; set; } = 8 * 1024;
+        /// <summary>All header names and values together; more is 431 <c>headers_too_large</c>.</summary>
+        [Range(4 * 1024, 64 * 1024)] public int MaxHeaderBytes { get; set; } = 32 * 1024;
+        /// <summary>Header fields in one request; more is 431 <c>headers_too_large</c>.</summary>
+        [Range(10, 200)] public int MaxHeaderCount { get; set; } = 100;
+        /// <summary>
+        /// The slowest a request body may arrive, in bytes per second, averaged once <see cref="MinUploadRateGrace"/> has
+        /// passed; slower (a stalled upload) is cut off with 408 <c>request_timeout</c>. 0 turns the check off.
+        /// </summary>
+        [Range(0, 100 * 1024 * 1024)] public int MinUploadBytesPerSecond { get; set; } = 8 * 1024;
+        /// <summary>How long a body may arrive slower than the minimum rate before the rate counts (TCP slow start, a pause).</summary>
+        [Range(typeof(TimeSpan), "00:00:01", "00:10:00")] public TimeSpan MinUploadRateGrace { get; set; } = TimeSpan.FromSeconds(10);
     }
 }
