@@ -27,9 +27,17 @@ internal static class CommonOptions
     public static readonly Option<string?> CaptionerModel = Make(Setting.CaptionerModel, "openai: the vision model's name.");
     public static readonly Option<string?> CaptionerFallback = Make(Setting.CaptionerFallback, "none (default: the LoRA fails) or local: caption a photo locally when the endpoint stays down.");
     public static readonly Option<string?> CaptionerConcurrency = Make(Setting.CaptionerConcurrency, "openai: photos captioned at once (default 4).");
+    public static readonly Option<string?> LogFormat = Make(Setting.LogFormat, "Console logs: simple (default: one line each) or json (with the job's and LoRA's ids as fields).");
+    public static readonly Option<string?> OtlpEndpoint = Make(Setting.OtlpEndpoint, "Export traces, metrics and logs to this OTLP collector (default: OTEL_EXPORTER_OTLP_ENDPOINT, else none).");
+    public static readonly Option<string?> OtlpProtocol = Make(Setting.OtlpProtocol, "grpc (default) or http/protobuf.");
+    public static readonly Option<bool> Prometheus = new(Setting.Prometheus.Flag)
+    {
+        Description = "serve: answer Prometheus scrapes at /metrics.",
+        Recursive = true,
+    };
 
     public static IEnumerable<Option> All => [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models, EnginePrecision, EngineDevice,
-        Captioner, CaptionerEndpoint, CaptionerModel, CaptionerFallback, CaptionerConcurrency];
+        Captioner, CaptionerEndpoint, CaptionerModel, CaptionerFallback, CaptionerConcurrency, LogFormat, OtlpEndpoint, OtlpProtocol, Prometheus];
 
     private static Option<string?> Make(Setting s, string description) => new(s.Flag) { Description = description, Recursive = true };
 
@@ -53,5 +61,9 @@ internal static class CommonOptions
         [Setting.CaptionerModel] = result.GetValue(CaptionerModel),
         [Setting.CaptionerFallback] = result.GetValue(CaptionerFallback),
         [Setting.CaptionerConcurrency] = result.GetValue(CaptionerConcurrency),
+        [Setting.LogFormat] = result.GetValue(LogFormat),
+        [Setting.OtlpEndpoint] = result.GetValue(OtlpEndpoint),
+        [Setting.OtlpProtocol] = result.GetValue(OtlpProtocol),
+        [Setting.Prometheus] = result.GetValue(Prometheus) ? "true" : null,
     });
 }

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Likeness.Adapters;
 using Likeness.Api;
 using Likeness.Core.Blobs;
+using Likeness.Core.Common;
 using Likeness.Core.Data;
 using Likeness.Core.Generations;
 using Likeness.Core.Jobs;
@@ -21,6 +22,8 @@ namespace Likeness.Hosting;
 /// <summary>Builds the service: the same composition for <c>serve</c>, <c>worker</c> and the tests.</summary>
 public static class LikenessHost
 {
+    public const string HealthPath = "/health";
+
     /// <summary>
     /// Builds the web application from configuration overrides (flags and environment already merged).
     /// <paramref name="extraServices"/> registers more after the service's own (tests add log capture or probes).
@@ -32,7 +35,8 @@ public static class LikenessHost
 
         builder.WebHost.UseUrls(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries));
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = LoraUpload.MaxBodyBytes + 1024 * 1024);
-        ConfigureLogging(builder.Logging);
+        ConfigureLogging(builder.Logging, options);
+        builder.AddLikenessTelemetry(options);
 
         AddServices(builder.Services, builder.Configuration, options);
         extraServices?.Invoke(builder.Services);
@@ -43,8 +47,9 @@ public static class LikenessHost
         app.UseApiKeys();
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs");
-        app.MapGet("/health", () => TypedResults.Ok(new { status = "ok" })).WithTags("Health").ExcludeFromDescription();
-        app.MapGet("/health/ready", Readiness.CheckAsync).WithTags("Health").ExcludeFromDescription();
+        app.MapGet(HealthPath, () => TypedResults.Ok(new { status = "ok" })).WithTags("Health").ExcludeFromDescription();
+        app.MapGet(HealthPath + "/ready", Readiness.CheckAsync).WithTags("Health").ExcludeFromDescription();
+        app.MapLikenessTelemetry(options);
         app.MapLoras();
         app.MapImages();
         app.MapTeam();
@@ -59,7 +64,11 @@ public static class LikenessHost
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], ContentRootPath = AppContext.BaseDirectory });
         var options = Configure(builder.Configuration, new Dictionary<string, string?>(overrides) { ["Likeness:Role"] = "all" });
-        ConfigureLogging(builder.Logging);
+        if (options.Telemetry.Prometheus)
+            throw new OptionsValidationException("Telemetry", typeof(LikenessOptions),
+                ["--prometheus needs serve's HTTP listener; a worker exports its metrics with --otlp-endpoint."]);
+        ConfigureLogging(builder.Logging, options);
+        builder.AddLikenessTelemetry(options);
         AddServices(builder.Services, builder.Configuration, options);
         return builder.Build();
     }
@@ -75,9 +84,12 @@ public static class LikenessHost
         return configuration.Build().GetSection(LikenessOptions.Section).Get<LikenessOptions>() ?? new LikenessOptions();
     }
 
-    private static void ConfigureLogging(ILoggingBuilder logging)
+    private static void ConfigureLogging(ILoggingBuilder logging, LikenessOptions options)
     {
-        logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        // Structured: each entry with its properties and those of its scopes (the job's and LoRA's ids, the trace's).
+        if (options.LogFormat == LikenessOptions.LogFormats.Json)
+            logging.AddJsonConsole(o => { o.IncludeScopes = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ"; o.UseUtcTimestamp = true; });
+        else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         // The framework's own chatter (every SQL command, every request) only when asked for in configuration.
         logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -113,6 +125,8 @@ public static class LikenessHost
         });
 
         services.AddSingleton(TimeProvider.System);
+        services.AddMetrics();
+        services.AddSingleton<LikenessMetrics>();
         services.AddLikenessDatabase(options.DatabaseSetting);
         // Made now, so that an unusable --blobs stops the start; the container still owns (and disposes) it.
         var blobs = CreateBlobStore(options.BlobsSetting);
@@ -142,6 +156,7 @@ public static class LikenessHost
 
         // Bootstrap first: hosted services start in order, and workers need the migrated database.
         services.AddHostedService<Bootstrap>();
+        services.AddHostedService(sp => ActivatorUtilities.CreateInstance<QueueGauges>(sp, options.Telemetry.QueueSampleInterval));
         services.AddKeyedScoped<IJobHandler, CaptionJobHandler>(JobQueues.Caption);
         services.AddKeyedScoped<IJobHandler, TrainingJobHandler>(JobQueues.Training);
         services.AddKeyedScoped<IJobHandler, GenerationJobHandler>(JobQueues.Generation);
