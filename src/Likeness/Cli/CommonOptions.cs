@@ -9,7 +9,7 @@ internal static class CommonOptions
     public static readonly Option<string?> Data = Make(Setting.Data, "Local folder: default SQLite file, blobs, default-api-key (default ./data).");
     public static readonly Option<string?> Database = Make(Setting.Database, "sqlite:PATH or an Npgsql connection string (default sqlite:<data>/likeness.db).");
     public static readonly Option<string?> Blobs = Make(Setting.Blobs, "file:DIR (default file:<data>/blobs).");
-    public static readonly Option<string?> Urls = Make(Setting.Urls, "Where serve listens (default http://127.0.0.1:8080).");
+    public static readonly Option<string?> Urls = Make(Setting.Urls, "Where serve listens, and a worker with --prometheus (default http://127.0.0.1:8080).");
     public static readonly Option<string?> PublicUrl = Make(Setting.PublicUrl, "Base of absolute links (default: the first of --urls).");
     public static readonly Option<string?> Role = Make(Setting.Role, "api | all: serve with or without in-process workers (default all).");
     public static readonly Option<string?> Queues = Make(Setting.Queues, "Queues to work on: caption,training,generation,webhook (default all).");
@@ -32,7 +32,7 @@ internal static class CommonOptions
     public static readonly Option<string?> OtlpProtocol = Make(Setting.OtlpProtocol, "grpc (default) or http/protobuf.");
     public static readonly Option<bool> Prometheus = new(Setting.Prometheus.Flag)
     {
-        Description = "serve: answer Prometheus scrapes at /metrics.",
+        Description = "Answer Prometheus scrapes at /metrics (a worker then listens on --urls for them).",
         Recursive = true,
     };
 

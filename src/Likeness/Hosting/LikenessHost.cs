@@ -58,19 +58,36 @@ public static class LikenessHost
     }
 
     /// <summary>
-    /// A worker process: the same services and job workers, no HTTP listener. <c>--queues</c> chooses the queues.
+    /// A worker process: the same services and job workers, no API. <c>--queues</c> chooses the queues. With
+    /// <c>--prometheus</c> it listens on <c>--urls</c> for scrapes (and health probes) only; otherwise it listens on nothing.
     /// </summary>
     public static IHost BuildWorker(IDictionary<string, string?> overrides)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        var options = Configure(builder.Configuration, new Dictionary<string, string?>(overrides) { ["Likeness:Role"] = "all" });
-        if (options.Telemetry.Prometheus)
-            throw new OptionsValidationException("Telemetry", typeof(LikenessOptions),
-                ["--prometheus needs serve's HTTP listener; a worker exports its metrics with --otlp-endpoint."]);
+        overrides = new Dictionary<string, string?>(overrides) { ["Likeness:Role"] = "all" };
+        // The same layering as the host's own (appsettings.json, then environment and flags), read ahead to choose the host.
+        if (!Configure(new ConfigurationManager(), overrides).Telemetry.Prometheus)
+        {
+            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], ContentRootPath = AppContext.BaseDirectory });
+            ComposeWorker(builder, overrides);
+            return builder.Build();
+        }
+
+        var web = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        var options = ComposeWorker(web, overrides);
+        web.WebHost.UseUrls(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries));
+        var app = web.Build();
+        app.MapGet(HealthPath, () => TypedResults.Ok(new { status = "ok" })).ExcludeFromDescription();
+        app.MapLikenessTelemetry(options);
+        return app;
+    }
+
+    private static LikenessOptions ComposeWorker(IHostApplicationBuilder builder, IDictionary<string, string?> overrides)
+    {
+        var options = Configure(builder.Configuration, overrides);
         ConfigureLogging(builder.Logging, options);
         builder.AddLikenessTelemetry(options);
         AddServices(builder.Services, builder.Configuration, options);
-        return builder.Build();
+        return options;
     }
 
     /// <summary>

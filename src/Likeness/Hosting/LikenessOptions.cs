@@ -105,7 +105,7 @@ public sealed class LikenessOptions
         public string? OtlpEndpoint { get; set; }
         /// <summary><c>grpc</c> or <c>http/protobuf</c>; unset: OTEL_EXPORTER_OTLP_PROTOCOL, else the SDK's default (grpc).</summary>
         [RegularExpression("^(grpc|http/protobuf)$")] public string? OtlpProtocol { get; set; }
-        /// <summary>Serve a Prometheus scrape endpoint at <see cref="PrometheusPath"/> on <c>serve</c>'s own URLs.</summary>
+        /// <summary>Answer Prometheus scrapes at <see cref="PrometheusPath"/> on <see cref="LikenessOptions.Urls"/> (serve's, or a worker's then).</summary>
         public bool Prometheus { get; set; }
         [RegularExpression("^/.*")] public string PrometheusPath { get; set; } = "/metrics";
         /// <summary>How often the job table is sampled for the queue depth and age gauges (only while something listens).</summary>

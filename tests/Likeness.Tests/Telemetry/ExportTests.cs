@@ -84,6 +84,41 @@ public sealed class ExportTests
         Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/v2/team")).StatusCode);
 
         using var scraper = server.CreateClient(apiKey: null); // a scraper has no API key
+        var body = await ScrapeAsync(scraper);
+        Assert.Matches("""(?m)^likeness_queue_age_seconds\{[^}]*queue="training"[^}]*\} 0""", body);
+        Assert.Contains("# TYPE http_server_request_duration_seconds histogram", body);
+    }
+
+    [Fact]
+    public async Task A_worker_answers_scrapes_on_its_urls_when_asked_and_serves_nothing_else()
+    {
+        var data = LikenessServer.NewDataFolder();
+        var url = $"http://127.0.0.1:{LikenessServer.FreePort()}";
+        using var worker = LikenessHost.BuildWorker(new Dictionary<string, string?>
+        {
+            [Setting.Data.Key] = data,
+            [Setting.Urls.Key] = url,
+            [Setting.Queues.Key] = Core.Data.JobQueues.Webhook,
+            [Setting.Prometheus.Key] = "true",
+            ["Likeness:Telemetry:QueueSampleInterval"] = "00:00:00.200",
+        });
+        await worker.StartAsync();
+        try
+        {
+            using var scraper = new HttpClient { BaseAddress = new Uri(url) };
+            await ScrapeAsync(scraper);
+            Assert.Equal(HttpStatusCode.NotFound, (await scraper.GetAsync("/v2/team")).StatusCode);
+        }
+        finally
+        {
+            await worker.StopAsync();
+            try { Directory.Delete(data, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>Scrapes until the queue gauges have their first sample; checks the exposition format and returns the body.</summary>
+    private static async Task<string> ScrapeAsync(HttpClient scraper)
+    {
         var deadline = DateTime.UtcNow.AddSeconds(30);
         string body;
         HttpResponseMessage response;
@@ -100,8 +135,7 @@ public sealed class ExportTests
         Assert.StartsWith("text/plain", response.Content.Headers.ContentType?.MediaType);
         Assert.Contains("# TYPE likeness_queue_depth gauge", body);
         Assert.Matches("""(?m)^likeness_queue_depth\{[^}]*queue="caption"[^}]*\} 0""", body);
-        Assert.Matches("""(?m)^likeness_queue_age_seconds\{[^}]*queue="training"[^}]*\} 0""", body);
-        Assert.Contains("# TYPE http_server_request_duration_seconds histogram", body);
+        return body;
     }
 
     private const int DefaultOtlpPort = 4317;
