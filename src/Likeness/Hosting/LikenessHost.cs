@@ -104,6 +104,7 @@ public static class LikenessHost
     private static void ConfigureLogging(ILoggingBuilder logging, LikenessOptions options)
     {
         // Structured: each entry with its properties and those of its scopes (the job's and LoRA's ids, the trace's).
+        logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
         if (options.LogFormat == LikenessOptions.LogFormats.Json)
             logging.AddJsonConsole(o => { o.IncludeScopes = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ"; o.UseUtcTimestamp = true; });
         else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });

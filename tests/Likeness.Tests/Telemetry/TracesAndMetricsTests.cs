@@ -17,6 +17,7 @@ public sealed class TrainedLoraTelemetry : IAsyncLifetime
     public const int Images = 2;
 
     public TelemetryCapture Capture { get; } = new();
+    public LogCapture Logs { get; } = new();
     public LikenessServer Server { get; private set; } = null!;
     public string LoraId { get; private set; } = "";
     public string GenerationId { get; private set; } = "";
@@ -24,7 +25,8 @@ public sealed class TrainedLoraTelemetry : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Server = await LikenessServer.StartAsync(services: Capture.AddTo);
+        Server = await LikenessServer.StartAsync(new Dictionary<string, string?> { ["Logging:LogLevel:Likeness"] = "Information" },
+            services: s => { Capture.AddTo(s); Logs.AddTo(s); });
         var created = await Server.Client.PostAsync("/v2/loras", LoraForms.Create(TestImages.Pngs(15, 910)));
         Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
         LoraId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
@@ -72,6 +74,16 @@ public sealed class TracesAndMetricsTests(TrainedLoraTelemetry fixture) : IClass
         // The job rows keep the context they were enqueued under.
         var rows = await fixture.Server.WithDb(db => Task.FromResult(db.Jobs.Where(j => j.SubjectId == fixture.LoraId).ToList()));
         Assert.All(rows, j => Assert.Contains(caption.TraceId.ToHexString(), j.TraceParent));
+    }
+
+    [Fact]
+    public void A_jobs_log_lines_carry_the_trace_and_span_ids_of_its_span()
+    {
+        var caption = JobSpan(fixture.Capture.Spans, JobQueues.Caption, LikenessTelemetry.Tags.LoraId, fixture.LoraId);
+        var claimed = fixture.Logs.Entries.Single(e => e.EventId.Name == nameof(LifecycleLog.JobClaimed)
+            && Equals(e["LoraId"], fixture.LoraId) && Equals(e["Queue"], JobQueues.Caption));
+        Assert.Equal(caption.TraceId.ToHexString(), claimed.ScopeProperties["TraceId"]?.ToString());
+        Assert.Equal(caption.SpanId.ToHexString(), claimed.ScopeProperties["SpanId"]?.ToString());
     }
 
     [Fact]
