@@ -138,6 +138,13 @@ public sealed class ExportTests
         return body;
     }
 
+    [Fact]
+    public async Task Has_no_scrape_endpoint_unless_asked()
+    {
+        await using var server = await LikenessServer.StartAsync();
+        Assert.Equal(HttpStatusCode.NotFound, (await server.Client.GetAsync("/metrics")).StatusCode);
+    }
+
     private const int DefaultOtlpPort = 4317;
 
     private static async Task RequestAndStopAsync(Dictionary<string, string?> settings)

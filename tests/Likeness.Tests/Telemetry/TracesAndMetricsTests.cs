@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Likeness.Core.Common;
 using Likeness.Core.Data;
+using Likeness.Hosting;
 using Likeness.Tests.Infrastructure;
 using Names = Likeness.Core.Common.LikenessMetrics.Names;
 using Labels = Likeness.Core.Common.LikenessMetrics.Labels;
@@ -25,7 +26,8 @@ public sealed class TrainedLoraTelemetry : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Server = await LikenessServer.StartAsync(new Dictionary<string, string?> { ["Logging:LogLevel:Likeness"] = "Information" },
+        Server = await LikenessServer.StartAsync(
+            new Dictionary<string, string?> { ["Logging:LogLevel:Likeness"] = "Information", [Setting.Prometheus.Key] = "true" },
             services: s => { Capture.AddTo(s); Logs.AddTo(s); });
         var created = await Server.Client.PostAsync("/v2/loras", LoraForms.Create(TestImages.Pngs(15, 910)));
         Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
@@ -110,10 +112,15 @@ public sealed class TracesAndMetricsTests(TrainedLoraTelemetry fixture) : IClass
     }
 
     [Fact]
-    public async Task Has_no_scrape_endpoint_unless_asked()
+    public async Task A_scrape_shows_the_same_values_under_their_prometheus_names()
     {
-        var response = await fixture.Server.Client.GetAsync("/metrics");
-        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        using var scraper = fixture.Server.CreateClient(apiKey: null);
+        var body = await scraper.GetStringAsync("/metrics");
+        Assert.Matches("""(?m)^likeness_jobs_completed_total\{[^}]*queue="training"[^}]*\} 1\b""", body);
+        Assert.Matches("""(?m)^likeness_credits_charged_total\{[^}]*reason="lora_training"[^}]*\} 255\b""", body);
+        Assert.Matches("""(?m)^likeness_images_generated_total\{[^}]*\} 2\b""", body);
+        Assert.Matches($$"""(?m)^likeness_training_step_duration_seconds_count\{[^}]*\} {{TrainedLoraTelemetry.Steps - 1}}\b""", body);
+        Assert.Matches("""(?m)^likeness_job_duration_seconds_bucket\{[^}]*queue="caption".*""", body);
     }
 
     private static Activity JobSpan(IReadOnlyList<Activity> spans, string queue, string subjectTag, string subject)
