@@ -42,7 +42,8 @@ public static class LikenessTelemetry
     /// </summary>
     public static Activity? StartJob(Job job)
     {
-        ActivityContext.TryParse(job.TraceParent, null, out var parent);
+        // Remote: the context may come from another process, the API node that took the request.
+        ActivityContext.TryParse(job.TraceParent, null, isRemote: true, out var parent);
         var activity = Source.StartActivity($"{ProcessOperation} {job.Queue}", ActivityKind.Consumer, parent);
         if (activity is null) return null;
         activity.SetTag(Tags.MessagingSystem, MessagingSystemValue);
@@ -53,6 +54,9 @@ public static class LikenessTelemetry
         activity.SetTag(SubjectTag(job.Queue), job.SubjectId);
         return activity;
     }
+
+    /// <summary>Names the subject a request made (a new LoRA or generation) on the request's span, where one is recorded.</summary>
+    public static void TagCurrent(string tag, string value) => Activity.Current?.SetTag(tag, value);
 
     /// <summary>The attribute that names a job's subject: a LoRA, a generation or a webhook message.</summary>
     public static string SubjectTag(string queue) => queue switch

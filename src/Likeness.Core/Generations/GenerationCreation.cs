@@ -41,7 +41,7 @@ public sealed class GenerationCreation(LikenessDb db, TimeProvider clock, JobSig
         await idempotency.RecordAsync(db, generation.Id, ct);
         await tx.CommitAsync(ct);
         metrics.CreditsCharged(generation.CreditsCharged, LedgerReasons.Generation);
-        System.Diagnostics.Activity.Current?.SetTag(LikenessTelemetry.Tags.GenerationId, generation.Id);
+        LikenessTelemetry.TagCurrent(LikenessTelemetry.Tags.GenerationId, generation.Id);
         signals.Notify(JobQueues.Generation);
         return (GenerationRefusal.None, generation);
     }

@@ -37,7 +37,7 @@ public sealed class LoraCreation(LikenessDb db, IBlobStore blobs, TriggerWordGen
             {
                 logger.LoraCreated(loraId, teamId, photos.Count, request.Steps);
                 metrics.CreditsCharged(LoraLifecycle.CreateFee, LedgerReasons.LoraCreate);
-                System.Diagnostics.Activity.Current?.SetTag(LikenessTelemetry.Tags.LoraId, loraId);
+                LikenessTelemetry.TagCurrent(LikenessTelemetry.Tags.LoraId, loraId);
                 signals.Notify(JobQueues.Caption);
             }
             return result;

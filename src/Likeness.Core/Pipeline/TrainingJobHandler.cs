@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Likeness.Core.Blobs;
 using Likeness.Core.Common;
 using Likeness.Core.Data;
@@ -83,10 +84,10 @@ public sealed class TrainingJobHandler(LikenessDb db, LoraLifecycle lifecycle, I
 
         public void Report(TrainingProgress p)
         {
-            var now = System.Diagnostics.Stopwatch.GetTimestamp();
+            var now = Stopwatch.GetTimestamp();
             if (_lastStep is { } last && p.Step > last)
             {
-                var perStep = System.Diagnostics.Stopwatch.GetElapsedTime(_lastAt, now) / (p.Step - last);
+                var perStep = Stopwatch.GetElapsedTime(_lastAt, now) / (p.Step - last);
                 for (var i = last; i < p.Step; i++) metrics.TrainingStep(perStep, baseModel);
             }
             _lastStep = p.Step;
