@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Likeness.Core.Common;
 using Likeness.Core.Data;
 using Likeness.Hosting;
@@ -66,8 +67,15 @@ public sealed class TracesAndMetricsTests(TrainedLoraTelemetry fixture) : IClass
         Assert.Equal(fixture.LoraId, post.GetTagItem(LikenessTelemetry.Tags.LoraId));
         Assert.Equal(ActivityKind.Consumer, training.Kind);
         Assert.Equal(LikenessMetrics.Outcomes.Completed, training.GetTagItem(LikenessTelemetry.Tags.JobOutcome));
-        // The work inside the jobs is in the trace too (EF Core commands), while the jobs' heartbeats are not.
+        // The work inside the jobs is in the trace too (EF Core commands).
         Assert.Contains(spans, s => s.TraceId == caption.TraceId && s.ParentSpanId == training.SpanId && s.Kind == ActivityKind.Client);
+        // Lease renewals and progress writes run beside the jobs, outside their spans: none of the trace's commands is one.
+        var statements = spans.Where(s => s.TraceId == caption.TraceId).Select(s => s.GetTagItem("db.statement") as string).OfType<string>().ToList();
+        Assert.Contains(statements, s => s.Contains("UPDATE \"jobs\""));
+        Assert.DoesNotContain(statements, s => Regex.IsMatch(s, """SET "LeaseExpiresAt" = @\w+\s+WHERE"""));
+        Assert.DoesNotContain(statements, s => s.Contains("\"Loss\" = @"));
+        // Commands outside any request or job (queue polls, migrations) are no traces of their own.
+        Assert.DoesNotContain(spans, s => s.Kind == ActivityKind.Client && s.ParentSpanId == default && s.Source.Name.Contains("EntityFrameworkCore"));
 
         // A generation's job continues the trace of its own request.
         var generation = JobSpan(spans, JobQueues.Generation, LikenessTelemetry.Tags.GenerationId, fixture.GenerationId);
