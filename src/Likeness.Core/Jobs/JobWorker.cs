@@ -11,6 +11,7 @@ namespace Likeness.Core.Jobs;
 /// <summary>
 /// One worker loop for one queue: claim → run the handler while a heartbeat renews the lease → settle.
 /// On shutdown the running job is handed back (lease cleared, attempt not counted) so another worker resumes it.
+/// The host always supplies <paramref name="metrics"/>; it is optional for code that runs workers alone (the queue bench).
 /// </summary>
 public sealed class JobWorker(
     string queue,
@@ -18,8 +19,8 @@ public sealed class JobWorker(
     JobSignals signals,
     IOptions<WorkerOptions> options,
     TimeProvider clock,
-    LikenessMetrics metrics,
-    ILogger<JobWorker> logger) : BackgroundService
+    ILogger<JobWorker> logger,
+    LikenessMetrics? metrics = null) : BackgroundService
 {
     private readonly WorkerOptions _options = options.Value;
     private readonly string _owner = $"{options.Value.WorkerId}/{queue}/{Guid.NewGuid().ToString("N")[..6]}";
@@ -61,7 +62,7 @@ public sealed class JobWorker(
         using var activity = LikenessTelemetry.StartJob(job);
         using var logScope = logger.JobScope(job);
         logger.JobClaimed(job.Id, queue, job.SubjectId, job.Attempts);
-        metrics.JobClaimed(queue);
+        metrics?.JobClaimed(queue);
         var started = Stopwatch.GetTimestamp();
         using var scope = scopes.CreateScope();
         var handler = scope.ServiceProvider.GetRequiredKeyedService<IJobHandler>(queue);
@@ -149,7 +150,7 @@ public sealed class JobWorker(
 
         void Settled(string how, string? reason)
         {
-            metrics.JobSettled(queue, how, elapsed);
+            metrics?.JobSettled(queue, how, elapsed);
             activity?.SetTag(LikenessTelemetry.Tags.JobOutcome, how);
             if (how != LikenessMetrics.Outcomes.Completed) activity?.SetStatus(ActivityStatusCode.Error, reason);
         }
