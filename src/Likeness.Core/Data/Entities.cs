@@ -150,6 +150,8 @@ public sealed class Job
     public string? LastError { get; set; }
     public DateTime CreatedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
+    /// <summary>The W3C <c>traceparent</c> of the span that enqueued the job: its runs continue that trace.</summary>
+    public string? TraceParent { get; set; }
 }
 
 public static class JobQueues

@@ -10,7 +10,7 @@ namespace Likeness.Core.Generations;
 public enum GenerationRefusal { None, NotFound, Archived, NotReady, InsufficientCredits }
 
 /// <summary>Accepts a generation: in one transaction charges 2 credits per image, inserts it and queues its job.</summary>
-public sealed class GenerationCreation(LikenessDb db, TimeProvider clock, JobSignals signals, IdempotencyScope idempotency)
+public sealed class GenerationCreation(LikenessDb db, TimeProvider clock, JobSignals signals, IdempotencyScope idempotency, LikenessMetrics metrics)
 {
     public const long CreditsPerImage = 2;
 
@@ -40,6 +40,8 @@ public sealed class GenerationCreation(LikenessDb db, TimeProvider clock, JobSig
         await db.SaveChangesAsync(ct);
         await idempotency.RecordAsync(db, generation.Id, ct);
         await tx.CommitAsync(ct);
+        metrics.CreditsCharged(generation.CreditsCharged, LedgerReasons.Generation);
+        LikenessTelemetry.TagCurrent(LikenessTelemetry.Tags.GenerationId, generation.Id);
         signals.Notify(JobQueues.Generation);
         return (GenerationRefusal.None, generation);
     }

@@ -1,3 +1,4 @@
+using Likeness.Core.Common;
 using Likeness.Core.Data;
 using Microsoft.EntityFrameworkCore;
 
@@ -10,13 +11,16 @@ namespace Likeness.Core.Jobs;
 /// </summary>
 public static class JobQueue
 {
-    /// <summary>Adds a job to the caller's unit of work; it becomes visible when the caller commits.</summary>
+    /// <summary>
+    /// Adds a job to the caller's unit of work; it becomes visible when the caller commits. The job carries the
+    /// current trace context, so its runs join the trace of the request (or job) that asked for it.
+    /// </summary>
     public static Job Enqueue(LikenessDb db, string queue, string subjectId, DateTime now, DateTime? runAfter = null)
     {
         var job = new Job
         {
             Queue = queue, SubjectId = subjectId, State = JobStates.Queued,
-            RunAfter = runAfter ?? now, CreatedAt = now,
+            RunAfter = runAfter ?? now, CreatedAt = now, TraceParent = LikenessTelemetry.CurrentTraceParent(),
         };
         db.Jobs.Add(job);
         return job;

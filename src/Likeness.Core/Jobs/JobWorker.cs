@@ -11,6 +11,7 @@ namespace Likeness.Core.Jobs;
 /// <summary>
 /// One worker loop for one queue: claim → run the handler while a heartbeat renews the lease → settle.
 /// On shutdown the running job is handed back (lease cleared, attempt not counted) so another worker resumes it.
+/// The host always supplies <paramref name="metrics"/>; it is optional for code that runs workers alone (the queue bench).
 /// </summary>
 public sealed class JobWorker(
     string queue,
@@ -18,7 +19,8 @@ public sealed class JobWorker(
     JobSignals signals,
     IOptions<WorkerOptions> options,
     TimeProvider clock,
-    ILogger<JobWorker> logger) : BackgroundService
+    ILogger<JobWorker> logger,
+    LikenessMetrics? metrics = null) : BackgroundService
 {
     private readonly WorkerOptions _options = options.Value;
     private readonly string _owner = $"{options.Value.WorkerId}/{queue}/{Guid.NewGuid().ToString("N")[..6]}";
@@ -56,8 +58,11 @@ public sealed class JobWorker(
 
     private async Task RunAsync(Job job, CancellationToken stoppingToken)
     {
+        // The span first, so that the log scope and every line inside carry its trace and span ids.
+        using var activity = LikenessTelemetry.StartJob(job);
         using var logScope = logger.JobScope(job);
         logger.JobClaimed(job.Id, queue, job.SubjectId, job.Attempts);
+        metrics?.JobClaimed(queue);
         var started = Stopwatch.GetTimestamp();
         using var scope = scopes.CreateScope();
         var handler = scope.ServiceProvider.GetRequiredKeyedService<IJobHandler>(queue);
@@ -85,6 +90,7 @@ public sealed class JobWorker(
             await heartbeat;
             await SettleAsync(db => JobQueue.RequeueAsync(db, job.Id, _owner, Now, "handed back at shutdown", countAttempt: false, CancellationToken.None));
             logger.LogInformation("Handed job {Job} ({Queue}) back at shutdown", job.Id, queue);
+            activity?.SetTag(LikenessTelemetry.Tags.JobOutcome, LikenessMetrics.Outcomes.HandedBack);
             return;
         }
         catch (OperationCanceledException) when (unwanted)
@@ -95,11 +101,13 @@ public sealed class JobWorker(
         {
             // The lease was lost: another worker owns the job now, so there is nothing to settle here.
             await heartbeat;
+            activity?.SetTag(LikenessTelemetry.Tags.JobOutcome, LikenessMetrics.Outcomes.LeaseLost);
             return;
         }
         catch (Exception ex)
         {
             error = ex.Message;
+            activity?.AddException(ex);
             logger.LogWarning(ex, "Job {Job} ({Queue}) attempt {Attempt} failed", job.Id, queue, job.Attempts);
             if (job.Attempts >= handler.MaxAttempts)
             {
@@ -122,12 +130,29 @@ public sealed class JobWorker(
             FailedOutcome f => JobQueue.FinishAsync(db, job.Id, _owner, JobStates.Failed, f.Reason, Now, CancellationToken.None),
             _ => JobQueue.FinishAsync(db, job.Id, _owner, JobStates.Done, null, Now, CancellationToken.None),
         });
-        var elapsedMs = (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        var elapsedMs = (long)elapsed.TotalMilliseconds;
         switch (outcome)
         {
-            case RetryOutcome: signals.Notify(queue); break;
-            case FailedOutcome f: logger.JobFailed(job.Id, queue, elapsedMs, f.Reason); break;
-            default: logger.JobFinished(job.Id, queue, elapsedMs); break;
+            case RetryOutcome r:
+                signals.Notify(queue);
+                Settled(LikenessMetrics.Outcomes.Retry, r.Reason);
+                break;
+            case FailedOutcome f:
+                logger.JobFailed(job.Id, queue, elapsedMs, f.Reason);
+                Settled(LikenessMetrics.Outcomes.Failed, f.Reason);
+                break;
+            default:
+                logger.JobFinished(job.Id, queue, elapsedMs);
+                Settled(LikenessMetrics.Outcomes.Completed, null);
+                break;
+        }
+
+        void Settled(string how, string? reason)
+        {
+            metrics?.JobSettled(queue, how, elapsed);
+            activity?.SetTag(LikenessTelemetry.Tags.JobOutcome, how);
+            if (how != LikenessMetrics.Outcomes.Completed) activity?.SetStatus(ActivityStatusCode.Error, reason);
         }
     }
 
@@ -137,6 +162,7 @@ public sealed class JobWorker(
     /// </summary>
     private async Task HeartbeatAsync(Job job, CancellationTokenSource jobCts, Action markUnwanted)
     {
+        LikenessTelemetry.Detach();
         // Renew well before the lease runs out, and look often enough that a cancel stops the work within seconds.
         var period = TimeSpan.FromTicks(Math.Min((_options.Lease / 3).Ticks, TimeSpan.FromSeconds(2).Ticks));
         while (!jobCts.IsCancellationRequested)

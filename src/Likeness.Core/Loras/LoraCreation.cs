@@ -16,7 +16,8 @@ namespace Likeness.Core.Loras;
 /// so nothing is left behind and nothing is charged.
 /// </summary>
 public sealed class LoraCreation(LikenessDb db, IBlobStore blobs, TriggerWordGenerator triggerWords,
-    IImageGenerator engine, TimeProvider clock, JobSignals signals, IdempotencyScope idempotency, ILogger<LoraCreation> logger)
+    IImageGenerator engine, TimeProvider clock, JobSignals signals, IdempotencyScope idempotency, LikenessMetrics metrics,
+    ILogger<LoraCreation> logger)
 {
     public async Task<CreateResult> CreateAsync(string teamId, byte[] creatorKeyHash, NewLora request,
         IReadOnlyList<StagedPhoto> photos, CancellationToken ct)
@@ -35,6 +36,8 @@ public sealed class LoraCreation(LikenessDb db, IBlobStore blobs, TriggerWordGen
             else
             {
                 logger.LoraCreated(loraId, teamId, photos.Count, request.Steps);
+                metrics.CreditsCharged(LoraLifecycle.CreateFee, LedgerReasons.LoraCreate);
+                LikenessTelemetry.TagCurrent(LikenessTelemetry.Tags.LoraId, loraId);
                 signals.Notify(JobQueues.Caption);
             }
             return result;

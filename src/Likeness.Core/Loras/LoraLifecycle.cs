@@ -11,7 +11,8 @@ namespace Likeness.Core.Loras;
 /// The LoRA state machine. Every transition is one transaction that also writes the ledger rows, jobs and
 /// webhook outbox rows it implies; a transition that no longer applies (the LoRA moved on) changes nothing.
 /// </summary>
-public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals signals, LoraFiles files, ILogger<LoraLifecycle> logger)
+public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals signals, LoraFiles files, LikenessMetrics metrics,
+    ILogger<LoraLifecycle> logger)
 {
     public const long CreateFee = 2;
     public const long TrainingFee = 255;
@@ -47,8 +48,10 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
     public async Task<bool> BeginTrainingAsync(string loraId, CancellationToken ct)
     {
         var insufficient = false;
+        var charged = false;
         var ok = await TransitionAsync(loraId, ct, async lora =>
         {
+            charged = false;
             if (lora.Status == LoraStatus.Training) return true;
             if (lora.Status != LoraStatus.Uploading) return false;
             if (!await CreditLedger.TryChargeAsync(db, lora.TeamId, TrainingFee, LedgerReasons.LoraTraining, Now, ct, loraId: lora.Id))
@@ -57,12 +60,14 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
                 return false;
             }
             lora.CreditsHeld += TrainingFee;
+            charged = true;
             lora.Status = LoraStatus.Training;
             lora.TrainingStartedAt = Now;
             lora.ProgressStep = 0;
             lora.ProgressTotal = lora.Steps;
             return true;
         });
+        if (ok && charged) metrics.CreditsCharged(TrainingFee, LedgerReasons.LoraTraining);
         if (insufficient)
         {
             await FailAsync(loraId, "insufficient_credits",
@@ -110,13 +115,14 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
     /// <summary>Any non-terminal state → FAILED with every credit it holds refunded and the failed webhook queued.</summary>
     public async Task<bool> FailAsync(string loraId, string code, string message, CancellationToken ct)
     {
+        long refunded = 0;
         var failed = await TransitionAsync(loraId, ct, async lora =>
         {
             if (!LoraStatus.IsActive(lora.Status)) return false;
-            await FailInsideAsync(lora, code, message, ct);
+            refunded = await FailInsideAsync(lora, code, message, ct);
             return true;
         }, notify: JobQueues.Webhook);
-        if (failed) await DiscardAfterFailureAsync(loraId, code, message);
+        if (failed) await DiscardAfterFailureAsync(loraId, code, message, refunded);
         return failed;
     }
 
@@ -124,6 +130,7 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
     public async Task<CancelResult> CancelAsync(string teamId, string loraId, CancellationToken ct)
     {
         var result = CancelResult.NotFound;
+        long refunded = 0;
         await TransitionAsync(loraId, ct, async lora =>
         {
             if (lora.TeamId != teamId) return false;
@@ -132,11 +139,11 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
                 result = CancelResult.NotCancellable;
                 return false;
             }
-            await FailInsideAsync(lora, Canceled, CancelledMessage, ct);
+            refunded = await FailInsideAsync(lora, Canceled, CancelledMessage, ct);
             result = CancelResult.Cancelled;
             return true;
         }, notify: JobQueues.Webhook);
-        if (result == CancelResult.Cancelled) await DiscardAfterFailureAsync(loraId, Canceled, CancelledMessage);
+        if (result == CancelResult.Cancelled) await DiscardAfterFailureAsync(loraId, Canceled, CancelledMessage, refunded);
         return result;
     }
 
@@ -145,13 +152,14 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
     {
         var found = false;
         var canceled = false;
+        long refunded = 0;
         await TransitionAsync(loraId, ct, async lora =>
         {
             if (lora.TeamId != teamId) return false;
             found = true;
             if (LoraStatus.IsActive(lora.Status))
             {
-                await FailInsideAsync(lora, Canceled, ArchivedMessage, ct);
+                refunded = await FailInsideAsync(lora, Canceled, ArchivedMessage, ct);
                 canceled = true;
             }
             if (lora.Status == LoraStatus.Archived) return false;
@@ -159,7 +167,7 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
             lora.ArchivedAt = Now;
             return true;
         }, notify: JobQueues.Webhook);
-        if (canceled) await DiscardAfterFailureAsync(loraId, Canceled, ArchivedMessage);
+        if (canceled) await DiscardAfterFailureAsync(loraId, Canceled, ArchivedMessage, refunded);
         return found;
     }
 
@@ -167,18 +175,21 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
     private const string CancelledMessage = "The training was cancelled.";
     private const string ArchivedMessage = "The LoRA was archived before it was ready.";
 
-    /// <summary>After the FAILED transition has committed: say so, and remove the dataset it no longer needs.</summary>
-    private async Task DiscardAfterFailureAsync(string loraId, string code, string message)
+    /// <summary>After the FAILED transition has committed: say so, count the refund, and remove the dataset it no longer needs.</summary>
+    private async Task DiscardAfterFailureAsync(string loraId, string code, string message, long refunded)
     {
         logger.LoraFailed(loraId, code, message);
+        metrics.CreditsRefunded(refunded, LikenessMetrics.Subjects.Lora);
         await files.DiscardDatasetAsync(loraId, CancellationToken.None);
     }
 
-    private async Task FailInsideAsync(Lora lora, string code, string message, CancellationToken ct)
+    /// <summary>Marks the LoRA FAILED inside the caller's transaction; returns the credits it refunded.</summary>
+    private async Task<long> FailInsideAsync(Lora lora, string code, string message, CancellationToken ct)
     {
-        if (lora.CreditsHeld > 0)
+        var refunded = lora.CreditsHeld;
+        if (refunded > 0)
         {
-            await CreditLedger.CreditAsync(db, lora.TeamId, lora.CreditsHeld, LedgerReasons.Refund, Now, ct, loraId: lora.Id);
+            await CreditLedger.CreditAsync(db, lora.TeamId, refunded, LedgerReasons.Refund, Now, ct, loraId: lora.Id);
             lora.CreditsHeld = 0;
         }
         lora.Status = LoraStatus.Failed;
@@ -187,6 +198,7 @@ public sealed class LoraLifecycle(LikenessDb db, TimeProvider clock, JobSignals 
         lora.CompletedAt = Now;
         lora.EtaSeconds = null;
         await LoraWebhookEvents.EnqueueAsync(db, lora, Now, ct);
+        return Math.Max(0, refunded);
     }
 
     /// <summary>Runs <paramref name="change"/> on the freshly read LoRA inside a write transaction holding the team lock.</summary>

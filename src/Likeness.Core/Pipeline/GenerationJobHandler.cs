@@ -16,7 +16,7 @@ namespace Likeness.Core.Pipeline;
 /// that takes over skips what exists. At the end every image not delivered is refunded.
 /// </summary>
 public sealed class GenerationJobHandler(LikenessDb db, IBlobStore blobs, IImageGenerator generator,
-    PipelineOptions options, TimeProvider clock, ILogger<GenerationJobHandler> logger) : IJobHandler
+    PipelineOptions options, TimeProvider clock, LikenessMetrics metrics, ILogger<GenerationJobHandler> logger) : IJobHandler
 {
     public int MaxAttempts => 2;
 
@@ -59,6 +59,7 @@ public sealed class GenerationJobHandler(LikenessDb db, IBlobStore blobs, IImage
                     ContentType = contentType, Seed = seed,
                 });
                 await db.SaveChangesAsync(ct);
+                metrics.ImageGenerated(generator.BaseModel);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -95,6 +96,7 @@ public sealed class GenerationJobHandler(LikenessDb db, IBlobStore blobs, IImage
         g.CompletedAt = now;
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
+        metrics.CreditsRefunded(refund, LikenessMetrics.Subjects.Generation);
         logger.GenerationDone(g.Id, g.LoraId, g.Status, delivered, g.NumOutputs, Math.Max(0, refund));
     }
 }

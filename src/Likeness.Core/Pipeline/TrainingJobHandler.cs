@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Likeness.Core.Blobs;
+using Likeness.Core.Common;
 using Likeness.Core.Data;
 using Likeness.Core.Jobs;
 using Likeness.Core.Loras;
@@ -14,7 +16,7 @@ namespace Likeness.Core.Pipeline;
 /// Checkpoints stay in the work folder, so a worker that takes over after a crash resumes instead of starting over.
 /// </summary>
 public sealed class TrainingJobHandler(LikenessDb db, LoraLifecycle lifecycle, IBlobStore blobs, ITrainer trainer,
-    LoraFiles files, IServiceScopeFactory scopes, PipelineOptions options, ILogger<TrainingJobHandler> logger) : IJobHandler
+    LoraFiles files, IServiceScopeFactory scopes, PipelineOptions options, LikenessMetrics metrics, ILogger<TrainingJobHandler> logger) : IJobHandler
 {
     public async Task<JobOutcome> HandleAsync(Job job, CancellationToken ct)
     {
@@ -25,7 +27,7 @@ public sealed class TrainingJobHandler(LikenessDb db, LoraLifecycle lifecycle, I
         var work = options.LoraWorkFolder(loraId);
         var zip = await BlobFiles.DownloadAsync(blobs, BlobKeys.Dataset(loraId), Path.Combine(work, "dataset.zip"), ct);
         var adapter = Path.Combine(work, "adapter.safetensors");
-        await using var reporter = new ProgressWriter(scopes, loraId, options.ProgressInterval);
+        await using var reporter = new ProgressWriter(scopes, loraId, options.ProgressInterval, new StepTimer(metrics, lora.BaseModel));
 
         TrainingResult result;
         try
@@ -71,22 +73,47 @@ public sealed class TrainingJobHandler(LikenessDb db, LoraLifecycle lifecycle, I
         return BitConverter.ToInt64(hash, 0) & long.MaxValue;
     }
 
+    /// <summary>
+    /// Times training steps from the trainer's progress reports: the time between two reports over the steps between
+    /// them. The first report only starts the clock, since it also covers loading the models and caching the dataset.
+    /// </summary>
+    private sealed class StepTimer(LikenessMetrics metrics, string baseModel)
+    {
+        private int? _lastStep;
+        private long _lastAt;
+
+        public void Report(TrainingProgress p)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (_lastStep is { } last && p.Step > last)
+            {
+                var perStep = Stopwatch.GetElapsedTime(_lastAt, now) / (p.Step - last);
+                for (var i = last; i < p.Step; i++) metrics.TrainingStep(perStep, baseModel);
+            }
+            _lastStep = p.Step;
+            _lastAt = now;
+        }
+    }
+
     /// <summary>Keeps the latest progress and writes it at most once per interval, from its own DI scope.</summary>
     private sealed class ProgressWriter : IProgress<TrainingProgress>, IAsyncDisposable
     {
         private readonly IServiceScopeFactory _scopes;
         private readonly string _loraId;
+        private readonly StepTimer _steps;
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _loop;
         private TrainingProgress? _latest;
         private TrainingProgress? _written;
 
-        public ProgressWriter(IServiceScopeFactory scopes, string loraId, TimeSpan interval)
+        public ProgressWriter(IServiceScopeFactory scopes, string loraId, TimeSpan interval, StepTimer steps)
         {
             _scopes = scopes;
             _loraId = loraId;
+            _steps = steps;
             _loop = Task.Run(async () =>
             {
+                LikenessTelemetry.Detach();
                 while (!_stop.IsCancellationRequested)
                 {
                     try { await Task.Delay(interval, _stop.Token); } catch (OperationCanceledException) { }
@@ -95,7 +122,12 @@ public sealed class TrainingJobHandler(LikenessDb db, LoraLifecycle lifecycle, I
             });
         }
 
-        public void Report(TrainingProgress value) => Volatile.Write(ref _latest, value);
+        /// <summary>Called on the trainer's thread after every step: keeps the value, times the step, writes nothing.</summary>
+        public void Report(TrainingProgress value)
+        {
+            _steps.Report(value);
+            Volatile.Write(ref _latest, value);
+        }
 
         private async Task FlushAsync()
         {

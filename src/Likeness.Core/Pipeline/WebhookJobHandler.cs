@@ -1,3 +1,4 @@
+using Likeness.Core.Common;
 using Likeness.Core.Data;
 using Likeness.Core.Jobs;
 using Likeness.Core.Webhooks;
@@ -9,7 +10,8 @@ namespace Likeness.Core.Pipeline;
 /// Delivers one outbox message per attempt, records the attempt, and schedules the next one; the message keeps
 /// one <c>webhook-id</c> across all its attempts. At-least-once: a crash between sending and recording re-sends.
 /// </summary>
-public sealed class WebhookJobHandler(LikenessDb db, WebhookDeliverer deliverer, WebhookRetrySchedule schedule, TimeProvider clock) : IJobHandler
+public sealed class WebhookJobHandler(LikenessDb db, WebhookDeliverer deliverer, WebhookRetrySchedule schedule, TimeProvider clock,
+    LikenessMetrics metrics) : IJobHandler
 {
     public int MaxAttempts => int.MaxValue; // the retry schedule, not the job's attempt count, bounds deliveries
 
@@ -35,6 +37,9 @@ public sealed class WebhookJobHandler(LikenessDb db, WebhookDeliverer deliverer,
         }
         else if (next is null) message.State = "failed";
         await db.SaveChangesAsync(ct);
+        metrics.WebhookDelivery(
+            result.Succeeded ? LikenessMetrics.Outcomes.Delivered : next is null ? LikenessMetrics.Outcomes.Failed : LikenessMetrics.Outcomes.Retrying,
+            message.EventType);
 
         if (next is { } when) return JobOutcome.RetryAt(when.UtcDateTime, result.Error ?? $"HTTP {result.StatusCode}");
         return result.Succeeded ? JobOutcome.Done : JobOutcome.Failed(result.Error ?? $"HTTP {result.StatusCode}");

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Likeness.Adapters;
 using Likeness.Api;
 using Likeness.Core.Blobs;
+using Likeness.Core.Common;
 using Likeness.Core.Data;
 using Likeness.Core.Generations;
 using Likeness.Core.Jobs;
@@ -21,6 +22,8 @@ namespace Likeness.Hosting;
 /// <summary>Builds the service: the same composition for <c>serve</c>, <c>worker</c> and the tests.</summary>
 public static class LikenessHost
 {
+    public const string HealthPath = "/health";
+
     /// <summary>
     /// Builds the web application from configuration overrides (flags and environment already merged).
     /// <paramref name="extraServices"/> registers more after the service's own (tests add log capture or probes).
@@ -33,7 +36,8 @@ public static class LikenessHost
 
         builder.WebHost.UseUrls(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries));
         builder.WebHost.ConfigureKestrel(k => RequestLimits.ConfigureKestrel(k.Limits, options.Limits));
-        ConfigureLogging(builder.Logging);
+        ConfigureLogging(builder.Logging, options);
+        builder.AddLikenessTelemetry(options);
 
         AddServices(builder.Services, builder.Configuration, options);
         extraServices?.Invoke(builder.Services);
@@ -47,8 +51,9 @@ public static class LikenessHost
         app.MapScalarApiReference("/docs");
         // A person who opens the server's address lands on the API reference, not on a 404.
         app.MapGet("/", () => TypedResults.Redirect("/docs")).ExcludeFromDescription();
-        app.MapGet("/health", () => TypedResults.Ok(new { status = "ok" })).WithTags("Health").ExcludeFromDescription();
-        app.MapGet("/health/ready", Readiness.CheckAsync).WithTags("Health").ExcludeFromDescription();
+        app.MapGet(HealthPath, () => TypedResults.Ok(new { status = "ok" })).WithTags("Health").ExcludeFromDescription();
+        app.MapGet(HealthPath + "/ready", Readiness.CheckAsync).WithTags("Health").ExcludeFromDescription();
+        app.MapLikenessTelemetry(options);
         app.MapLoras();
         app.MapImages();
         app.MapTeam();
@@ -57,15 +62,36 @@ public static class LikenessHost
     }
 
     /// <summary>
-    /// A worker process: the same services and job workers, no HTTP listener. <c>--queues</c> chooses the queues.
+    /// A worker process: the same services and job workers, no API. <c>--queues</c> chooses the queues. With
+    /// <c>--prometheus</c> it listens on <c>--urls</c> for scrapes (and health probes) only; otherwise it listens on nothing.
     /// </summary>
     public static IHost BuildWorker(IDictionary<string, string?> overrides)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        var options = Configure(builder.Configuration, new Dictionary<string, string?>(overrides) { ["Likeness:Role"] = "all" });
-        ConfigureLogging(builder.Logging);
+        overrides = new Dictionary<string, string?>(overrides) { ["Likeness:Role"] = "all" };
+        // The same layering as the host's own (appsettings.json, then environment and flags), read ahead to choose the host.
+        if (!Configure(new ConfigurationManager(), overrides).Telemetry.Prometheus)
+        {
+            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], ContentRootPath = AppContext.BaseDirectory });
+            ComposeWorker(builder, overrides);
+            return builder.Build();
+        }
+
+        var web = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        var options = ComposeWorker(web, overrides);
+        web.WebHost.UseUrls(options.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries));
+        var app = web.Build();
+        app.MapGet(HealthPath, () => TypedResults.Ok(new { status = "ok" })).ExcludeFromDescription();
+        app.MapLikenessTelemetry(options);
+        return app;
+    }
+
+    private static LikenessOptions ComposeWorker(IHostApplicationBuilder builder, IDictionary<string, string?> overrides)
+    {
+        var options = Configure(builder.Configuration, overrides);
+        ConfigureLogging(builder.Logging, options);
+        builder.AddLikenessTelemetry(options);
         AddServices(builder.Services, builder.Configuration, options);
-        return builder.Build();
+        return options;
     }
 
     /// <summary>
@@ -79,9 +105,13 @@ public static class LikenessHost
         return configuration.Build().GetSection(LikenessOptions.Section).Get<LikenessOptions>() ?? new LikenessOptions();
     }
 
-    private static void ConfigureLogging(ILoggingBuilder logging)
+    private static void ConfigureLogging(ILoggingBuilder logging, LikenessOptions options)
     {
-        logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        // Structured: each entry with its properties and those of its scopes (the job's and LoRA's ids, the trace's).
+        logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
+        if (options.LogFormat == LikenessOptions.LogFormats.Json)
+            logging.AddJsonConsole(o => { o.IncludeScopes = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ"; o.UseUtcTimestamp = true; });
+        else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         // The framework's own chatter (every SQL command, every request) only when asked for in configuration.
         logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -120,6 +150,8 @@ public static class LikenessHost
         });
 
         services.AddSingleton(TimeProvider.System);
+        services.AddMetrics();
+        services.AddSingleton<LikenessMetrics>();
         services.AddLikenessDatabase(options.DatabaseSetting);
         // Made now, so that an unusable --blobs stops the start; the container still owns (and disposes) it.
         var blobs = CreateBlobStore(options.BlobsSetting);
@@ -149,6 +181,7 @@ public static class LikenessHost
 
         // Bootstrap first: hosted services start in order, and workers need the migrated database.
         services.AddHostedService<Bootstrap>();
+        services.AddHostedService(sp => ActivatorUtilities.CreateInstance<QueueGauges>(sp, options.Telemetry.QueueSampleInterval));
         services.AddKeyedScoped<IJobHandler, CaptionJobHandler>(JobQueues.Caption);
         services.AddKeyedScoped<IJobHandler, TrainingJobHandler>(JobQueues.Training);
         services.AddKeyedScoped<IJobHandler, GenerationJobHandler>(JobQueues.Generation);

@@ -39,6 +39,8 @@ public sealed class LikenessOptions
     public int CaptionerConcurrency { get; set; } = 4;
     /// <summary><c>florence2</c>: the model folder, as its Hugging Face repository downloads (microsoft/Florence-2-base or -large).</summary>
     public string? CaptionerModels { get; set; }
+    /// <summary>Console log lines: <c>simple</c> (one line each) or <c>json</c> (one object each, with every scope's ids as fields).</summary>
+    [RegularExpression("^(simple|json)$")] public string LogFormat { get; set; } = LogFormats.Simple;
 
     public TrainingSettings Training { get; set; } = new();
     public CaptionerCallSettings CaptionerCalls { get; set; } = new();
@@ -46,6 +48,7 @@ public sealed class LikenessOptions
     public FileLinkSettings Files { get; set; } = new();
     public BootstrapSettings Bootstrap { get; set; } = new();
     public RequestLimitSettings Limits { get; set; } = new();
+    public TelemetrySettings Telemetry { get; set; } = new();
 
     public string DataFolder => Path.GetFullPath(Data);
     public string DatabaseSetting => Database ?? "sqlite:" + Path.Combine(DataFolder, "likeness.db");
@@ -87,6 +90,29 @@ public sealed class LikenessOptions
     {
         /// <summary>How long a signed image link works.</summary>
         public TimeSpan LinkLifetime { get; set; } = TimeSpan.FromHours(24);
+    }
+
+    public static class LogFormats
+    {
+        public const string Simple = "simple";
+        public const string Json = "json";
+    }
+
+    /// <summary>What leaves the process of the traces, metrics and logs always collected (section <c>Likeness:Telemetry</c>).</summary>
+    public sealed class TelemetrySettings
+    {
+        /// <summary>
+        /// An OTLP collector (<c>http://collector:4317</c> for grpc, <c>http://collector:4318</c> for http/protobuf): traces,
+        /// metrics and logs are exported there. Unset: OTEL_EXPORTER_OTLP_ENDPOINT, and without that no OTLP export at all.
+        /// </summary>
+        public string? OtlpEndpoint { get; set; }
+        /// <summary><c>grpc</c> or <c>http/protobuf</c>; unset: OTEL_EXPORTER_OTLP_PROTOCOL, else the SDK's default (grpc).</summary>
+        [RegularExpression("^(grpc|http/protobuf)$")] public string? OtlpProtocol { get; set; }
+        /// <summary>Answer Prometheus scrapes at <see cref="PrometheusPath"/> on <see cref="LikenessOptions.Urls"/> (serve's, or a worker's then).</summary>
+        public bool Prometheus { get; set; }
+        [RegularExpression("^/.*")] public string PrometheusPath { get; set; } = "/metrics";
+        /// <summary>How often the job table is sampled for the queue depth and age gauges (only while something listens).</summary>
+        [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")] public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromSeconds(15);
     }
 
     public sealed class BootstrapSettings

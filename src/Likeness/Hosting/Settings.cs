@@ -24,13 +24,18 @@ public sealed record Setting(string Flag, string Environment, string Key)
     public static readonly Setting CaptionerFallback = new("--captioner-fallback", "LIKENESS_CAPTIONER_FALLBACK", "Likeness:CaptionerFallback");
     public static readonly Setting CaptionerConcurrency = new("--captioner-concurrency", "LIKENESS_CAPTIONER_CONCURRENCY", "Likeness:CaptionerConcurrency");
     public static readonly Setting CaptionerModels = new("--captioner-models", "LIKENESS_CAPTIONER_MODELS", "Likeness:CaptionerModels");
+    public static readonly Setting LogFormat = new("--log-format", "LIKENESS_LOG_FORMAT", "Likeness:LogFormat");
+    public static readonly Setting OtlpEndpoint = new("--otlp-endpoint", "LIKENESS_OTLP_ENDPOINT", "Likeness:Telemetry:OtlpEndpoint");
+    public static readonly Setting OtlpProtocol = new("--otlp-protocol", "LIKENESS_OTLP_PROTOCOL", "Likeness:Telemetry:OtlpProtocol");
+    public static readonly Setting Prometheus = new("--prometheus", "LIKENESS_PROMETHEUS", "Likeness:Telemetry:Prometheus");
     /// <summary>No flag: a secret does not belong on a command line, where any process listing shows it.</summary>
     public static readonly Setting CaptionerApiKey = new("", "LIKENESS_CAPTIONER_API_KEY", "Likeness:CaptionerApiKey");
     /// <summary>No flag: only test suites lower the training step floor.</summary>
     public static readonly Setting TrainingMinSteps = new("", "LIKENESS_TRAINING_MIN_STEPS", "Likeness:Training:MinSteps");
 
     public static readonly Setting[] All = [Data, Database, Blobs, Urls, PublicUrl, Role, Queues, AllowPrivateWebhooks, EnginePreset, Models, EnginePrecision, EngineDevice,
-        Captioner, CaptionerEndpoint, CaptionerModel, CaptionerFallback, CaptionerConcurrency, CaptionerModels, CaptionerApiKey, TrainingMinSteps];
+        Captioner, CaptionerEndpoint, CaptionerModel, CaptionerFallback, CaptionerConcurrency, CaptionerModels, CaptionerApiKey, TrainingMinSteps,
+        LogFormat, OtlpEndpoint, OtlpProtocol, Prometheus];
 
     /// <summary>The environment's values, then the flags' on top, as configuration overrides.</summary>
     public static Dictionary<string, string?> Overrides(IReadOnlyDictionary<Setting, string?> flags)

@@ -237,6 +237,9 @@ namespace Likeness.Core.Data.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<string>("TraceParent")
+                        .HasColumnType("text");
+
                     b.HasKey("Id");
 
                     b.HasIndex("SubjectId", "Queue");
