@@ -6,6 +6,7 @@ using Likeness.Core.Datasets;
 using Likeness.Core.Loras;
 using Likeness.Core.Media;
 using Likeness.Core.Ports;
+using Likeness.Core.Storage;
 using Likeness.Core.Webhooks;
 using Likeness.Engine;
 using Likeness.Engine.Lora;
@@ -48,6 +49,7 @@ public static class LoraEndpoints
             return Problems.Of(413, "payload_too_large", "The request body is larger than 101 MiB (images may total at most 100 MiB).");
         }
         catch (LoraUpload.MalformedException ex) { return Problems.Of(400, "malformed_multipart", ex.Message); }
+        catch (InsufficientStorageException) { return InsufficientStorage(http); }
 
         using (upload)
         {
@@ -92,12 +94,13 @@ public static class LoraEndpoints
 
             return await idempotency.RunAsync(http, caller.TeamId, "POST /v2/loras", fingerprint, async () =>
             {
-                var result = await creation.CreateAsync(caller.TeamId, caller.KeyHash, lora, photos, ct);
+                var result = await creation.CreateAsync(caller.TeamId, caller.KeyHash, lora, upload.Staging, photos, ct);
                 return result.Outcome switch
                 {
                     CreateOutcome.InsufficientCredits => Problems.Of(402, "insufficient_credits",
                         $"Starting a training costs {LoraLifecycle.CreateFee} credits now and {LoraLifecycle.TrainingFee} more when training starts; the team's balance is too low."),
                     CreateOutcome.ConcurrencyLimit => ConcurrencyLimit(http),
+                    CreateOutcome.InsufficientStorage => InsufficientStorage(http),
                     _ => Created(result.Lora!),
                 };
             }, async id => Created(await db.Loras.AsNoTracking().SingleAsync(l => l.Id == id, CancellationToken.None)));
@@ -112,6 +115,14 @@ public static class LoraEndpoints
         http.Response.Headers.RetryAfter = "60";
         return Problems.Of(429, "concurrency_limit",
             "The team already has its maximum number of LoRAs in PENDING, UPLOADING or TRAINING; retry when one finishes.");
+    }
+
+    /// <summary>The server's storage is full: the client did nothing wrong, nothing was kept or charged, and a retry may succeed.</summary>
+    private static ProblemHttpResult InsufficientStorage(HttpContext http)
+    {
+        http.Response.Headers.RetryAfter = "300";
+        return Problems.Of(507, "insufficient_storage",
+            "The server has no room to store this upload right now; nothing was stored or charged. Retry later.");
     }
 
     private static async Task<Results<Ok<Page<LoraResponse>>, ProblemHttpResult>> List(HttpContext http, LikenessDb db, string? cursor, string? limit, string? includeArchived, string? status)
