@@ -30,8 +30,8 @@ public sealed class OrphanSweeper(LikenessDb db, IBlobStore blobs, PipelineOptio
     public async Task<SweepReport> SweepAsync(CancellationToken ct)
     {
         var cutoff = clock.GetUtcNow() - options.Value.Grace;
-        var staging = await SweepStagingAsync(cutoff, ct);
-        var loraBlobs = await SweepLoraBlobsAsync(cutoff, ct);
+        var (staging, copying) = await SweepStagingAsync(cutoff, ct);
+        var loraBlobs = await SweepLoraBlobsAsync(cutoff, copying, ct);
         var generationBlobs = await SweepGenerationBlobsAsync(cutoff, ct);
         var work = await SweepWorkFolderAsync(cutoff, ct);
         var writes = await blobs.RemoveInterruptedWritesAsync(cutoff, ct);
@@ -42,27 +42,36 @@ public sealed class OrphanSweeper(LikenessDb db, IBlobStore blobs, PipelineOptio
         return report;
     }
 
-    /// <summary>Folders whose request is gone; the photos such a request had begun to copy go too unless its LoRA exists.</summary>
-    private async Task<int> SweepStagingAsync(DateTimeOffset cutoff, CancellationToken ct)
+    /// <summary>
+    /// Folders whose request is gone; the photos such a request had begun to copy go too unless its LoRA exists.
+    /// Returns how many went, and the LoRAs whose photos live requests on this node are copying right now.
+    /// </summary>
+    private async Task<(int Removed, HashSet<string> Copying)> SweepStagingAsync(DateTimeOffset cutoff, CancellationToken ct)
     {
-        if (pipeline.StagingFolder is not { } root || !Directory.Exists(root)) return 0;
+        var copying = new HashSet<string>(StringComparer.Ordinal);
+        if (pipeline.StagingFolder is not { } root || !Directory.Exists(root)) return (0, copying);
         var removed = 0;
         foreach (var folder in Directory.EnumerateDirectories(root))
         {
             using var abandoned = StagingFolder.TryTakeAbandoned(folder, cutoff);
-            if (abandoned is null) continue;
+            if (abandoned is null)
+            {
+                if (StagingFolder.RecordedLora(folder) is { } live) copying.Add(live);
+                continue;
+            }
             if (abandoned.LoraId is { } loraId && !await db.Loras.AsNoTracking().AnyAsync(l => l.Id == loraId, ct))
                 await blobs.DeletePrefixAsync(BlobKeys.LoraPrefix(loraId), ct);
             removed++;
         }
-        return removed;
+        return (removed, copying);
     }
 
     /// <summary>
     /// <c>loras/ID/…</c>: everything of a LoRA that does not exist (once older than the grace period: its request may be
-    /// copying on another node) or was purged (a purge cut short); the dataset and adapter of one that failed before READY.
+    /// copying on another node; never while a live request here is) or was purged (a purge cut short); the dataset and
+    /// adapter of one that failed before READY.
     /// </summary>
-    private async Task<int> SweepLoraBlobsAsync(DateTimeOffset cutoff, CancellationToken ct)
+    private async Task<int> SweepLoraBlobsAsync(DateTimeOffset cutoff, HashSet<string> copying, CancellationToken ct)
     {
         var removed = 0;
         await foreach (var batch in GroupsAsync(BlobKeys.LorasRoot, ct))
@@ -74,7 +83,8 @@ public sealed class OrphanSweeper(LikenessDb db, IBlobStore blobs, PipelineOptio
             {
                 if (!rows.TryGetValue(group.Id, out var lora))
                 {
-                    if (group.Newest < cutoff) removed += await DeleteAsync(BlobKeys.LoraPrefix(group.Id), group.Blobs.Count, ct);
+                    if (group.Newest < cutoff && !copying.Contains(group.Id))
+                        removed += await DeleteAsync(BlobKeys.LoraPrefix(group.Id), group.Blobs.Count, ct);
                     continue;
                 }
                 if (lora.Purged)

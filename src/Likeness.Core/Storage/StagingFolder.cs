@@ -55,14 +55,15 @@ public sealed class StagingFolder : IDisposable
         catch (FileNotFoundException)
         {
             if (Directory.GetLastWriteTimeUtc(folder) >= olderThan.UtcDateTime) return null;
-            return new Abandoned(folder, null, ReadLora(folder));
+            return new Abandoned(folder, null, RecordedLora(folder));
         }
         catch (DirectoryNotFoundException) { return null; }
         catch (IOException) { return null; } // locked: its request is alive
-        return new Abandoned(folder, held, ReadLora(folder));
+        return new Abandoned(folder, held, RecordedLora(folder));
     }
 
-    private static string? ReadLora(string folder)
+    /// <summary>The LoRA whose photos the folder's request is (or was) copying into the blob store, if it began.</summary>
+    public static string? RecordedLora(string folder)
     {
         var file = System.IO.Path.Combine(folder, LoraName);
         try { return File.Exists(file) ? File.ReadAllText(file).Trim() : null; }

@@ -92,9 +92,16 @@ public sealed class OrphanTests
             Plant(data, young, DateTime.UtcNow);
             using var live = StagingFolder.Create(stagingRoot);
             await File.WriteAllTextAsync(Path.Combine(live.Path, "000.upload"), "bytes");
+            // …and the photos that live upload is copying, however old they look.
+            var copyingId = "lora_" + new string('g', 26);
+            live.RecordLora(copyingId);
+            var copying = $"blobs/loras/{copyingId}/photos/001.png";
+            Plant(data, copying, old);
 
             await using var second = await LikenessServer.StartAsync(dataFolder: data);
             var expected = referenced.Select(f => Path.Combine("blobs", f)).Append(young.Replace('/', Path.DirectorySeparatorChar))
+                .Append(copying.Replace('/', Path.DirectorySeparatorChar))
+                .Append(Path.GetRelativePath(data, Path.Combine(live.Path, ".lora")))
                 .Append(Path.GetRelativePath(data, Path.Combine(live.Path, ".lock")))
                 .Append(Path.GetRelativePath(data, Path.Combine(live.Path, "000.upload")))
                 .Append("likeness.db").Append("default-api-key").Order().ToList();
