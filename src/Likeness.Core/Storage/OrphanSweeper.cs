@@ -1,4 +1,5 @@
 using Likeness.Core.Blobs;
+using Likeness.Core.Common;
 using Likeness.Core.Data;
 using Likeness.Core.Pipeline;
 using Likeness.Core.Ports;
@@ -105,8 +106,8 @@ public sealed class OrphanSweeper(LikenessDb db, IBlobStore blobs, PipelineOptio
     }
 
     /// <summary>
-    /// <c>generations/ID/…</c>: everything of a generation that does not exist; of a finished one, every image no row
-    /// names (made, then the process died before recording it, and the generation ended without it).
+    /// <c>generations/ID/…</c>: everything of a generation that does not exist or whose LoRA was purged; of a finished
+    /// one, every image no row names (made, then the process died before recording it, and the generation ended without it).
     /// </summary>
     private async Task<int> SweepGenerationBlobsAsync(DateTimeOffset cutoff, CancellationToken ct)
     {
@@ -115,7 +116,7 @@ public sealed class OrphanSweeper(LikenessDb db, IBlobStore blobs, PipelineOptio
         {
             var ids = batch.Select(g => g.Id).ToList();
             var rows = await db.Generations.AsNoTracking().Where(g => ids.Contains(g.Id))
-                .Select(g => new { g.Id, g.Status }).ToDictionaryAsync(g => g.Id, ct);
+                .Select(g => new { g.Id, g.Status, Purged = db.Loras.Any(l => l.Id == g.LoraId && l.Purged) }).ToDictionaryAsync(g => g.Id, ct);
             var referenced = (await db.GenerationImages.AsNoTracking().Where(i => ids.Contains(i.GenerationId))
                 .Select(i => i.BlobKey).ToListAsync(ct)).ToHashSet(StringComparer.Ordinal);
             foreach (var group in batch)
@@ -123,6 +124,11 @@ public sealed class OrphanSweeper(LikenessDb db, IBlobStore blobs, PipelineOptio
                 if (!rows.TryGetValue(group.Id, out var generation))
                 {
                     if (group.Newest < cutoff) removed += await DeleteAsync(BlobKeys.GenerationPrefix(group.Id), group.Blobs.Count, ct);
+                    continue;
+                }
+                if (generation.Purged)
+                {
+                    removed += await DeleteAsync(BlobKeys.GenerationPrefix(group.Id), group.Blobs.Count, ct);
                     continue;
                 }
                 if (!GenerationStatus.IsTerminal(generation.Status)) continue;
@@ -145,8 +151,8 @@ public sealed class OrphanSweeper(LikenessDb db, IBlobStore blobs, PipelineOptio
         if (!Directory.Exists(root)) return 0;
         var removed = 0;
         var adapters = pipeline.AdapterCacheFolder;
-        foreach (var folders in Directory.EnumerateDirectories(root)
-                     .Where(f => !string.Equals(Path.GetFullPath(f), Path.GetFullPath(adapters), StringComparison.Ordinal)).Chunk(Batch))
+        // Only what is named for a LoRA: anything else someone keeps in the work folder is not the sweeper's to judge.
+        foreach (var folders in Directory.EnumerateDirectories(root).Where(f => Ids.IsLoraId(Path.GetFileName(f))).Chunk(Batch))
         {
             var ids = folders.Select(Path.GetFileName).ToList();
             var active = (await db.Loras.AsNoTracking().Where(l => ids.Contains(l.Id) && LoraStatus.Active.Contains(l.Status))
@@ -159,7 +165,7 @@ public sealed class OrphanSweeper(LikenessDb db, IBlobStore blobs, PipelineOptio
         }
         if (Directory.Exists(adapters))
         {
-            foreach (var files in Directory.EnumerateFiles(adapters).Chunk(Batch))
+            foreach (var files in Directory.EnumerateFiles(adapters).Where(f => Ids.IsLoraId(Path.GetFileName(f).Split('.')[0])).Chunk(Batch))
             {
                 var ids = files.Select(f => Path.GetFileName(f).Split('.')[0]).ToList();
                 var kept = (await db.Loras.AsNoTracking().Where(l => ids.Contains(l.Id) && !l.Purged).Select(l => l.Id).ToListAsync(ct))

@@ -14,7 +14,8 @@ public sealed class SweeperOptions
     /// <summary>
     /// How old an unreferenced blob (one no live request recorded) must be before it goes: longer than any upload's
     /// copy into the blob store takes, since another node may be copying photos whose LoRA it has not yet committed.
+    /// Never zero: a staging folder is made a moment before its lock file, and the grace covers that moment too.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00", "30.00:00:00")]
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
     public TimeSpan Grace { get; set; } = TimeSpan.FromHours(1);
 }

@@ -62,6 +62,7 @@ public sealed class OrphanTests
         try
         {
             string readyId;
+            List<string> referenced;
             await using (var first = await LikenessServer.StartAsync(dataFolder: data))
             {
                 var created = await first.Client.PostAsync("/v2/loras", LoraForms.Create(TestImages.Pngs(15, 1200)));
@@ -69,8 +70,15 @@ public sealed class OrphanTests
                 readyId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
                 var (lora, _) = await first.WaitForLoraAsync(readyId, l => l.GetProperty("status").GetString() is "READY" or "FAILED");
                 Assert.Equal("READY", lora.GetProperty("status").GetString());
+                referenced = DataFolders.Files(Path.Combine(data, "blobs"));
+
+                // A purge cut short right after it marked the LoRA (its files not yet erased).
+                var toPurge = await first.Client.PostAsync("/v2/loras", LoraForms.Create(TestImages.Pngs(15, 1250)));
+                var purgedId = (await toPurge.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+                Assert.Equal(HttpStatusCode.OK, (await first.Client.PostAsync($"/v2/loras/{purgedId}/cancel", null)).StatusCode);
+                await first.WithDb(db => db.Loras.Where(l => l.Id == purgedId).ExecuteUpdateAsync(u => u.SetProperty(l => l.Purged, true)));
+                Assert.NotEmpty(DataFolders.Files(Path.Combine(data, "blobs", "loras", purgedId)));
             }
-            var referenced = DataFolders.Files(Path.Combine(data, "blobs"));
 
             // What a killed process leaves: a copy cut short (recorded in its staging folder), blobs of a LoRA and a
             // generation that were never committed, a half-written blob, a work folder and a cached adapter nothing needs.
