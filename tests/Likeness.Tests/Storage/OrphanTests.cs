@@ -123,6 +123,29 @@ public sealed class OrphanTests
         }
     }
 
+    [SkippableFact]
+    public async Task The_sweep_judges_blobs_by_the_rows_of_postgres_too()
+    {
+        Skip.If(PostgresDatabase.SkipReason is not null, PostgresDatabase.SkipReason);
+        await using var pg = await PostgresDatabase.CreateAsync();
+        await using var server = await LikenessServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["Likeness:Database"] = pg.ConnectionString, ["Likeness:Role"] = "api",
+        });
+        var created = await server.Client.PostAsync("/v2/loras", LoraForms.Create(TestImages.Pngs(15, 1270)));
+        Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
+        var pendingId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        var kept = DataFolders.Files(Path.Combine(server.DataFolder, "blobs"));
+        var old = DateTime.UtcNow.AddHours(-2);
+        Plant(server.DataFolder, $"blobs/loras/lora_{new string('h', 26)}/photos/001.png", old);
+        Plant(server.DataFolder, $"blobs/generations/img_{new string('j', 26)}/0.png", old);
+
+        using (var scope = server.App.Services.CreateScope())
+            await scope.ServiceProvider.GetRequiredService<OrphanSweeper>().SweepAsync(default);
+        Assert.Equal(kept, DataFolders.Files(Path.Combine(server.DataFolder, "blobs")));
+        Assert.Equal(15, kept.Count(f => f.Contains(pendingId)));
+    }
+
     private static void Plant(string data, string relative, DateTime modified)
     {
         var path = Path.Combine(data, relative.Replace('/', Path.DirectorySeparatorChar));
