@@ -180,7 +180,7 @@ public static class LoraEndpoints
         return TypedResults.Ok(LoraResponse.From((await Find(db, http, id))!));
     }
 
-    private static async Task<IResult> Weights(HttpContext http, LikenessDb db, IBlobStore blobs, string id, string? format)
+    private static async Task<IResult> Weights(HttpContext http, LikenessDb db, IBlobStore blobs, IOptions<LikenessOptions> options, string id, string? format)
     {
         if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
         AdapterFormat? target = format switch
@@ -200,22 +200,15 @@ public static class LoraEndpoints
         var fileName = $"{lora.Id}{(target == AdapterFormat.Native ? "" : "." + format)}.safetensors";
         if (target == AdapterFormat.Native) return TypedResults.Stream(stream, "application/octet-stream", fileName);
 
-        // Other layouts are converted from the stored native file, through temporary files that go with the response.
-        var native = Path.GetTempFileName();
-        var converted = Path.GetTempFileName();
-        try
-        {
-            await using (stream)
-            await using (var file = File.Create(native)) await stream.CopyToAsync(file, http.RequestAborted);
-            AdapterFormats.Convert(native, converted, target.Value, FluxPreset.ByName(lora.BaseModel).Transformer);
-        }
-        catch
-        {
-            File.Delete(converted);
-            throw;
-        }
-        finally { File.Delete(native); }
-        var result = new FileStream(converted, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, FileOptions.DeleteOnClose);
+        // Other layouts are converted from the stored native file, in a scratch folder that goes with the response
+        // (or, if the process dies first, with the orphan sweep).
+        var scratch = Scratch(http, options);
+        var native = Path.Combine(scratch, "native.safetensors");
+        var converted = Path.Combine(scratch, "converted.safetensors");
+        await using (stream)
+        await using (var file = File.Create(native)) await stream.CopyToAsync(file, http.RequestAborted);
+        AdapterFormats.Convert(native, converted, target.Value, FluxPreset.ByName(lora.BaseModel).Transformer);
+        var result = new FileStream(converted, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 81920);
         return TypedResults.Stream(result, "application/octet-stream", fileName);
     }
 
@@ -233,7 +226,8 @@ public static class LoraEndpoints
         return TypedResults.Ok(new Page<WebhookDeliveryResponse>(attempts, null));
     }
 
-    private static async Task<Results<Ok<Page<CaptionResponse>>, ProblemHttpResult>> Captions(HttpContext http, LikenessDb db, IBlobStore blobs, string id)
+    private static async Task<Results<Ok<Page<CaptionResponse>>, ProblemHttpResult>> Captions(HttpContext http, LikenessDb db, IBlobStore blobs,
+        IOptions<LikenessOptions> options, string id)
     {
         if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
         var lora = await Find(db, http, id);
@@ -248,13 +242,24 @@ public static class LoraEndpoints
                 : Problems.NotFound("The LoRA's dataset");
         }
         // A zip is read from its end: a local copy, since blob streams (S3) do not seek.
-        await using var copy = new FileStream(Path.GetTempFileName(), FileMode.Open, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
+        await using var copy = new FileStream(Path.Combine(Scratch(http, options), "dataset.zip"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 81920);
         await stored.CopyToAsync(copy, ct);
         copy.Position = 0;
         var (manifest, bytes) = DatasetPackager.ReadListing(copy);
         var items = manifest.Items.Select(i => new CaptionResponse(i.Image, i.Caption, i.Source ?? CaptionSources.Local,
             i.Width, i.Height, bytes.GetValueOrDefault(i.Image))).ToList();
         return TypedResults.Ok(new Page<CaptionResponse>(items, null));
+    }
+
+    /// <summary>
+    /// A private folder for one request's temporary files, in the staging area: removed when the response is done, and
+    /// by the orphan sweep if the process dies before that (files in the system's temp folder would outlive it).
+    /// </summary>
+    private static string Scratch(HttpContext http, IOptions<LikenessOptions> options)
+    {
+        var folder = StagingFolder.Create(options.Value.StagingFolder);
+        http.Response.RegisterForDispose(folder);
+        return folder.Path;
     }
 
     private static Task<Lora?> Find(LikenessDb db, HttpContext http, string id)
