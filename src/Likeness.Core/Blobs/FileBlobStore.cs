@@ -83,17 +83,21 @@ public sealed class FileBlobStore(string root) : IBlobStore
             }
             catch (IOException) { } // gone already, or busy: the next sweep sees it again
         }
-        RemoveEmptyFolders(Root);
+        RemoveEmptyFolders(Root, olderThan.UtcDateTime);
         return Task.FromResult(removed);
     }
 
-    private void RemoveEmptyFolders(string folder)
+    /// <summary>Empty folders untouched since <paramref name="olderThan"/>: a younger one may be a write's, made a moment ago.</summary>
+    private static void RemoveEmptyFolders(string folder, DateTime olderThan)
     {
         foreach (var child in Directory.EnumerateDirectories(folder))
         {
-            RemoveEmptyFolders(child);
-            try { if (!Directory.EnumerateFileSystemEntries(child).Any()) Directory.Delete(child); }
-            catch (IOException) { } // a write just began in it
+            RemoveEmptyFolders(child, olderThan);
+            try
+            {
+                if (Directory.GetLastWriteTimeUtc(child) < olderThan && !Directory.EnumerateFileSystemEntries(child).Any()) Directory.Delete(child);
+            }
+            catch (IOException) { } // a write began in it after all
         }
     }
 

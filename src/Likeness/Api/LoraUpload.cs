@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.AspNetCore.WebUtilities;
 using Likeness.Core.Storage;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
 
 namespace Likeness.Api;
@@ -60,7 +60,6 @@ public sealed class LoraUpload : IDisposable
                 MultipartSection? section;
                 try { section = await reader.ReadNextSectionAsync(ct); }
                 catch (IOException) when (body.Exceeded) { throw new TooLargeException(); }
-                catch (IOException ex) when (StorageErrors.IsOutOfSpace(ex)) { throw new InsufficientStorageException(ex); }
                 catch (IOException ex) { throw new MalformedException("The multipart body could not be read: " + ex.Message); }
                 catch (InvalidDataException ex) { throw new MalformedException("The multipart body could not be read: " + ex.Message); }
                 if (section is null) break;
