@@ -136,7 +136,8 @@ public sealed class KillMatrixTests(ITestOutputHelper output)
             }
             case TrainingAfterCheckpoints:
             {
-                var id = await CreateAsync(client, steps: 6, seed: 1460);
+                // Progress is written once a second: enough steps that a fast machine is still training when it shows.
+                var id = await CreateAsync(client, steps: 24, seed: 1460);
                 await PollAsync(client, id, l => Status(l) == "TRAINING" && l.GetProperty("progress").GetProperty("step").GetInt32() >= 3);
                 return;
             }
