@@ -49,6 +49,10 @@ public sealed class PipelineTests(ServerFixture fixture) : IClassFixture<ServerF
             var converted = await Server.Client.GetByteArrayAsync($"/v2/loras/{id}/weights?format={format}");
             Assert.Contains(marker, System.Text.Encoding.UTF8.GetString(converted, 8, (int)BitConverter.ToInt64(converted, 0)));
         }
+        // The conversions' scratch folders (in staging, where the sweeper would find them after a crash) go with their responses.
+        var staging = Path.Combine(Server.DataFolder, "staging");
+        await DataFolders.WaitUntilAsync(() => DataFolders.Files(staging).Count == 0, TimeSpan.FromSeconds(10),
+            () => "left in staging: " + string.Join(", ", DataFolders.Files(staging)));
         await Problem.AssertAsync(await Server.Client.GetAsync($"/v2/loras/{id}/weights?format=ckpt"), 400, "validation_failed");
 
         var generate = await Server.Client.PostAsJsonAsync("/v2/images/generate", new

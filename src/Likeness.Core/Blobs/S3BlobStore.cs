@@ -86,6 +86,29 @@ public sealed class S3BlobStore(IAmazonS3 s3, string bucket, string prefix) : IB
         return keys;
     }
 
+    public async IAsyncEnumerable<StoredBlob> EnumerateAsync(string keyPrefix,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var request = new ListObjectsV2Request { BucketName = bucket, Prefix = Key(keyPrefix) };
+        ListObjectsV2Response response;
+        do
+        {
+            response = await s3.ListObjectsV2Async(request, cancellationToken);
+            foreach (var o in response.S3Objects ?? [])
+            {
+                yield return new StoredBlob(prefix.Length == 0 ? o.Key : o.Key[(prefix.Length + 1)..],
+                    o.LastModified is { } at ? new DateTimeOffset(at.ToUniversalTime(), TimeSpan.Zero) : DateTimeOffset.MinValue);
+            }
+            request.ContinuationToken = response.NextContinuationToken;
+        } while (response.IsTruncated == true);
+    }
+
+    /// <summary>
+    /// Nothing to do: every write is one PutObject, which stores the whole object or nothing, so an interrupted write
+    /// leaves no object behind (the spool file of an unseekable stream is deleted on close, or by the OS's temp cleaner).
+    /// </summary>
+    public Task<int> RemoveInterruptedWritesAsync(DateTimeOffset olderThan, CancellationToken cancellationToken) => Task.FromResult(0);
+
     public async Task DeletePrefixAsync(string keyPrefix, CancellationToken cancellationToken)
     {
         var keys = await ListAsync(keyPrefix, cancellationToken);

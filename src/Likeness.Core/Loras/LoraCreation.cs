@@ -4,6 +4,7 @@ using Likeness.Core.Credits;
 using Likeness.Core.Data;
 using Likeness.Core.Jobs;
 using Likeness.Core.Ports;
+using Likeness.Core.Storage;
 using Likeness.Core.TriggerWords;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
@@ -12,28 +13,31 @@ namespace Likeness.Core.Loras;
 
 /// <summary>
 /// Accepts a validated training request: stores the photos, then in one transaction checks credits and the
-/// team's cap, charges the upload fee and inserts the LoRA with its first job. A refusal removes the photos again,
-/// so nothing is left behind and nothing is charged.
+/// team's cap, charges the upload fee and inserts the LoRA with its first job. A refusal, a failure or a client that
+/// hangs up removes the photos again, so nothing is left behind and nothing is charged; where the process dies
+/// instead, the LoRA id recorded in the staging folder before the copy lets the <see cref="Storage.OrphanSweeper"/>
+/// remove them. A full storage is <see cref="CreateOutcome.InsufficientStorage"/>.
 /// </summary>
 public sealed class LoraCreation(LikenessDb db, IBlobStore blobs, TriggerWordGenerator triggerWords,
     IImageGenerator engine, TimeProvider clock, JobSignals signals, IdempotencyScope idempotency, LikenessMetrics metrics,
     ILogger<LoraCreation> logger)
 {
     public async Task<CreateResult> CreateAsync(string teamId, byte[] creatorKeyHash, NewLora request,
-        IReadOnlyList<StagedPhoto> photos, CancellationToken ct)
+        StagingFolder staging, IReadOnlyList<StagedPhoto> photos, CancellationToken ct)
     {
         var loraId = Ids.NewLoraId();
-        for (var i = 0; i < photos.Count; i++)
-        {
-            await using var file = File.OpenRead(photos[i].Path);
-            await blobs.PutAsync(BlobKeys.Photo(loraId, i + 1, photos[i].Extension), file, ct);
-        }
-
+        var committed = false;
         try
         {
+            staging.RecordLora(loraId);
+            for (var i = 0; i < photos.Count; i++)
+            {
+                await using var file = File.OpenRead(photos[i].Path);
+                await blobs.PutAsync(BlobKeys.Photo(loraId, i + 1, photos[i].Extension), file, ct);
+            }
             var result = await InsertAsync(loraId, teamId, creatorKeyHash, request, photos.Count, ct);
-            if (result.Outcome != CreateOutcome.Created) await blobs.DeletePrefixAsync(BlobKeys.LoraPrefix(loraId), CancellationToken.None);
-            else
+            committed = result.Outcome == CreateOutcome.Created;
+            if (committed)
             {
                 logger.LoraCreated(loraId, teamId, photos.Count, request.Steps);
                 metrics.CreditsCharged(LoraLifecycle.CreateFee, LedgerReasons.LoraCreate);
@@ -42,11 +46,21 @@ public sealed class LoraCreation(LikenessDb db, IBlobStore blobs, TriggerWordGen
             }
             return result;
         }
-        catch
+        catch (Exception ex) when (StorageErrors.IsOutOfSpace(ex))
         {
-            await blobs.DeletePrefixAsync(BlobKeys.LoraPrefix(loraId), CancellationToken.None);
-            throw;
+            return new CreateResult(CreateOutcome.InsufficientStorage, null);
         }
+        finally
+        {
+            if (!committed) await RemovePhotosAsync(loraId);
+        }
+    }
+
+    /// <summary>The photos of a LoRA that was not created; if even that fails, the sweeper finds them by their age.</summary>
+    private async Task RemovePhotosAsync(string loraId)
+    {
+        try { await blobs.DeletePrefixAsync(BlobKeys.LoraPrefix(loraId), CancellationToken.None); }
+        catch (Exception ex) { logger.LogWarning(ex, "Could not remove the photos of {Lora}, which was not created; the orphan sweep will", loraId); }
     }
 
     private async Task<CreateResult> InsertAsync(string loraId, string teamId, byte[] keyHash, NewLora r, int imageCount, CancellationToken ct)

@@ -20,16 +20,19 @@ public sealed class LoraFiles(LikenessDb db, IBlobStore blobs, PipelineOptions o
         DeleteFolder(options.LoraWorkFolder(loraId));
     }
 
-    /// <summary>For a subject who withdraws consent: everything above is erased; the records and the ledger stay, marked purged.</summary>
+    /// <summary>
+    /// For a subject who withdraws consent: everything above is erased; the records and the ledger stay, marked purged.
+    /// The mark comes first, so that a purge cut short (the process dies, the store fails) is finished by the orphan sweeper.
+    /// </summary>
     public async Task PurgeAsync(string loraId, CancellationToken ct)
     {
+        await db.Loras.Where(l => l.Id == loraId).ExecuteUpdateAsync(s => s.SetProperty(l => l.Purged, true), ct);
         var generationIds = await db.Generations.Where(g => g.LoraId == loraId).Select(g => g.Id).ToListAsync(ct);
         await blobs.DeletePrefixAsync(BlobKeys.LoraPrefix(loraId), ct);
         foreach (var g in generationIds) await blobs.DeletePrefixAsync(BlobKeys.GenerationPrefix(g), ct);
         DeleteFolder(options.LoraWorkFolder(loraId));
         var cached = options.CachedAdapter(loraId);
         if (File.Exists(cached)) File.Delete(cached);
-        await db.Loras.Where(l => l.Id == loraId).ExecuteUpdateAsync(s => s.SetProperty(l => l.Purged, true), ct);
     }
 
     private static void DeleteFolder(string folder)

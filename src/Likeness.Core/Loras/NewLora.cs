@@ -16,6 +16,6 @@ public sealed record NewLora(
 /// <summary>An accepted photo waiting in staging: its file and the extension of its real format.</summary>
 public sealed record StagedPhoto(string Path, string Extension);
 
-public enum CreateOutcome { Created, InsufficientCredits, ConcurrencyLimit }
+public enum CreateOutcome { Created, InsufficientCredits, ConcurrencyLimit, InsufficientStorage }
 
 public sealed record CreateResult(CreateOutcome Outcome, Data.Lora? Lora);

@@ -11,4 +11,17 @@ public interface IBlobStore
     Task<IReadOnlyList<string>> ListAsync(string prefix, CancellationToken cancellationToken);
     /// <summary>Deletes every blob whose key starts with <paramref name="prefix"/>.</summary>
     Task DeletePrefixAsync(string prefix, CancellationToken cancellationToken);
+    /// <summary>
+    /// Every blob under <paramref name="prefix"/> with the time it was last written, in ordinal order of key, streamed
+    /// page by page (the orphan sweeper walks the whole store with it).
+    /// </summary>
+    IAsyncEnumerable<StoredBlob> EnumerateAsync(string prefix, CancellationToken cancellationToken);
+    /// <summary>
+    /// Removes what writes cut short before <paramref name="olderThan"/> left behind (a killed process's temporary
+    /// files); returns how many. Where a write is atomic and leaves nothing when interrupted, there is nothing to do.
+    /// </summary>
+    Task<int> RemoveInterruptedWritesAsync(DateTimeOffset olderThan, CancellationToken cancellationToken);
 }
+
+/// <summary>One stored blob as listed: its key and when it was last written.</summary>
+public sealed record StoredBlob(string Key, DateTimeOffset LastModified);

@@ -6,6 +6,7 @@ using Likeness.Core.Datasets;
 using Likeness.Core.Loras;
 using Likeness.Core.Media;
 using Likeness.Core.Ports;
+using Likeness.Core.Storage;
 using Likeness.Core.Webhooks;
 using Likeness.Engine;
 using Likeness.Engine.Lora;
@@ -54,6 +55,7 @@ public static class LoraEndpoints
                 "The upload arrived more slowly than the server's minimum rate and was cut off; nothing was stored.");
         }
         catch (LoraUpload.MalformedException ex) { return Problems.Of(400, "malformed_multipart", ex.Message); }
+        catch (InsufficientStorageException) { return InsufficientStorage(http); }
 
         using (upload)
         {
@@ -99,12 +101,13 @@ public static class LoraEndpoints
 
             return await idempotency.RunAsync(http, caller.TeamId, "POST /v2/loras", fingerprint, async () =>
             {
-                var result = await creation.CreateAsync(caller.TeamId, caller.KeyHash, lora, photos, ct);
+                var result = await creation.CreateAsync(caller.TeamId, caller.KeyHash, lora, upload.Staging, photos, ct);
                 return result.Outcome switch
                 {
                     CreateOutcome.InsufficientCredits => Problems.Of(402, "insufficient_credits",
                         $"Starting a training costs {LoraLifecycle.CreateFee} credits now and {LoraLifecycle.TrainingFee} more when training starts; the team's balance is too low."),
                     CreateOutcome.ConcurrencyLimit => ConcurrencyLimit(http),
+                    CreateOutcome.InsufficientStorage => InsufficientStorage(http),
                     _ => Created(result.Lora!),
                 };
             }, async id => Created(await db.Loras.AsNoTracking().SingleAsync(l => l.Id == id, CancellationToken.None)));
@@ -119,6 +122,14 @@ public static class LoraEndpoints
         http.Response.Headers.RetryAfter = "60";
         return Problems.Of(429, "concurrency_limit",
             "The team already has its maximum number of LoRAs in PENDING, UPLOADING or TRAINING; retry when one finishes.");
+    }
+
+    /// <summary>The server's storage is full: the client did nothing wrong, nothing was kept or charged, and a retry may succeed.</summary>
+    private static ProblemHttpResult InsufficientStorage(HttpContext http)
+    {
+        http.Response.Headers.RetryAfter = "300";
+        return Problems.Of(507, "insufficient_storage",
+            "The server has no room to store this upload right now; nothing was stored or charged. Retry later.");
     }
 
     private static async Task<Results<Ok<Page<LoraResponse>>, ProblemHttpResult>> List(HttpContext http, LikenessDb db, string? cursor, string? limit, string? includeArchived, string? status)
@@ -172,7 +183,7 @@ public static class LoraEndpoints
         return TypedResults.Ok(LoraResponse.From((await Find(db, http, id))!));
     }
 
-    private static async Task<IResult> Weights(HttpContext http, LikenessDb db, IBlobStore blobs, string id, string? format)
+    private static async Task<IResult> Weights(HttpContext http, LikenessDb db, IBlobStore blobs, IOptions<LikenessOptions> options, string id, string? format)
     {
         if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
         AdapterFormat? target = format switch
@@ -194,22 +205,15 @@ public static class LoraEndpoints
         var fileName = $"{lora.Id}{(target == AdapterFormat.Native ? "" : "." + format)}.safetensors";
         if (target == AdapterFormat.Native) return TypedResults.Stream(stream, "application/octet-stream", fileName);
 
-        // Other layouts are converted from the stored native file, through temporary files that go with the response.
-        var native = Path.GetTempFileName();
-        var converted = Path.GetTempFileName();
-        try
-        {
-            await using (stream)
-            await using (var file = File.Create(native)) await stream.CopyToAsync(file, http.RequestAborted);
-            AdapterFormats.Convert(native, converted, target.Value, FluxPreset.ByName(lora.BaseModel).Transformer);
-        }
-        catch
-        {
-            File.Delete(converted);
-            throw;
-        }
-        finally { File.Delete(native); }
-        var result = new FileStream(converted, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, FileOptions.DeleteOnClose);
+        // Other layouts are converted from the stored native file, in a scratch folder that goes with the response
+        // (or, if the process dies first, with the orphan sweep).
+        var scratch = Scratch(http, options);
+        var native = Path.Combine(scratch, "native.safetensors");
+        var converted = Path.Combine(scratch, "converted.safetensors");
+        await using (stream)
+        await using (var file = File.Create(native)) await stream.CopyToAsync(file, http.RequestAborted);
+        AdapterFormats.Convert(native, converted, target.Value, FluxPreset.ByName(lora.BaseModel).Transformer);
+        var result = new FileStream(converted, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 81920);
         return TypedResults.Stream(result, "application/octet-stream", fileName);
     }
 
@@ -227,7 +231,8 @@ public static class LoraEndpoints
         return TypedResults.Ok(new Page<WebhookDeliveryResponse>(attempts, null));
     }
 
-    private static async Task<Results<Ok<Page<CaptionResponse>>, ProblemHttpResult>> Captions(HttpContext http, LikenessDb db, IBlobStore blobs, string id)
+    private static async Task<Results<Ok<Page<CaptionResponse>>, ProblemHttpResult>> Captions(HttpContext http, LikenessDb db, IBlobStore blobs,
+        IOptions<LikenessOptions> options, string id)
     {
         if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
         var lora = await Find(db, http, id);
@@ -242,13 +247,24 @@ public static class LoraEndpoints
                 : Problems.NotFound("The LoRA's dataset");
         }
         // A zip is read from its end: a local copy, since blob streams (S3) do not seek.
-        await using var copy = new FileStream(Path.GetTempFileName(), FileMode.Open, FileAccess.ReadWrite, FileShare.None, 81920, FileOptions.DeleteOnClose);
+        await using var copy = new FileStream(Path.Combine(Scratch(http, options), "dataset.zip"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 81920);
         await stored.CopyToAsync(copy, ct);
         copy.Position = 0;
         var (manifest, bytes) = DatasetPackager.ReadListing(copy);
         var items = manifest.Items.Select(i => new CaptionResponse(i.Image, i.Caption, i.Source ?? CaptionSources.Local,
             i.Width, i.Height, bytes.GetValueOrDefault(i.Image))).ToList();
         return TypedResults.Ok(new Page<CaptionResponse>(items, null));
+    }
+
+    /// <summary>
+    /// A private folder for one request's temporary files, in the staging area: removed when the response is done, and
+    /// by the orphan sweep if the process dies before that (files in the system's temp folder would outlive it).
+    /// </summary>
+    private static string Scratch(HttpContext http, IOptions<LikenessOptions> options)
+    {
+        var folder = StagingFolder.Create(options.Value.StagingFolder);
+        http.Response.RegisterForDispose(folder);
+        return folder.Path;
     }
 
     private static Task<Lora?> Find(LikenessDb db, HttpContext http, string id)

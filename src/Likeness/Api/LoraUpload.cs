@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Likeness.Core.Storage;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
 
@@ -14,9 +15,11 @@ public sealed class LoraUpload : IDisposable
     private const int MaxFieldBytes = 64 * 1024;
     private const int MaxParts = 200;
 
-    private LoraUpload(string folder) => Folder = folder;
+    private LoraUpload(StagingFolder staging) => Staging = staging;
 
-    public string Folder { get; }
+    /// <summary>The upload's locked folder; disposing the upload releases and removes it.</summary>
+    public StagingFolder Staging { get; }
+    private string Folder => Staging.Path;
     public Dictionary<string, string> Fields { get; } = new(StringComparer.Ordinal);
     public List<StagedFile> Files { get; } = [];
     /// <summary>Fields whose value passed <see cref="MaxFieldBytes"/> (not kept, only named): a validation error, not a malformed body.</summary>
@@ -27,10 +30,7 @@ public sealed class LoraUpload : IDisposable
 
     public sealed record StagedFile(string Path, string FileName, long Length, string Sha256Hex);
 
-    public void Dispose()
-    {
-        try { if (Directory.Exists(Folder)) Directory.Delete(Folder, recursive: true); } catch (IOException) { }
-    }
+    public void Dispose() => Staging.Dispose();
 
     /// <summary>Thrown when the request is not a readable multipart form (400 malformed_multipart).</summary>
     public sealed class MalformedException(string message) : Exception(message);
@@ -50,8 +50,9 @@ public sealed class LoraUpload : IDisposable
         var boundary = HeaderUtilities.RemoveQuotes(contentType.Boundary).Value;
         if (string.IsNullOrEmpty(boundary) || boundary.Length > 200) throw new MalformedException("The multipart boundary is missing or invalid.");
 
-        var upload = new LoraUpload(Path.Combine(stagingRoot, Guid.NewGuid().ToString("N")));
-        Directory.CreateDirectory(upload.Folder);
+        LoraUpload upload;
+        try { upload = new LoraUpload(StagingFolder.Create(stagingRoot)); }
+        catch (Exception ex) when (StorageErrors.IsOutOfSpace(ex)) { throw new InsufficientStorageException(ex); }
         try
         {
             var body = new CountingStream(request.Body, MaxBodyBytes);
@@ -95,6 +96,8 @@ public sealed class LoraUpload : IDisposable
     {
         _ when body.Exceeded => new TooLargeException(),
         BadHttpRequestException { StatusCode: StatusCodes.Status408RequestTimeout } => new TooSlowException(),
+        // A full disk is the server's trouble, not a malformed body (and its message names a server path).
+        _ when StorageErrors.IsOutOfSpace(ex) => new InsufficientStorageException(ex),
         _ => new MalformedException("The multipart body could not be read: " + ex.Message),
     };
 
@@ -129,7 +132,11 @@ public sealed class LoraUpload : IDisposable
         long length = 0;
         var oversized = false;
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+        // Unbuffered (the chunks are large): a write that fails fails here, not again when the file is closed.
+        FileStream file;
+        try { file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0, useAsync: true); }
+        catch (IOException ex) { throw StagingFailed(ex); }
+        await using (file)
         {
             var chunk = new byte[81920];
             int n;
@@ -139,7 +146,8 @@ public sealed class LoraUpload : IDisposable
                 if (length > MaxImageBytes) oversized = true;
                 if (oversized) continue; // keep reading to learn the body's size, keep nothing
                 sha.AppendData(chunk, 0, n);
-                await file.WriteAsync(chunk.AsMemory(0, n), ct);
+                try { await file.WriteAsync(chunk.AsMemory(0, n), ct); }
+                catch (IOException ex) { throw StagingFailed(ex); }
             }
         }
         ImageBytes += length;
@@ -151,6 +159,13 @@ public sealed class LoraUpload : IDisposable
         }
         Files.Add(new StagedFile(path, fileName, length, Convert.ToHexStringLower(sha.GetHashAndReset())));
     }
+
+    /// <summary>
+    /// A failed write to the staging folder is the server's trouble, never a malformed body (and its message names a
+    /// server path): a full disk is 507, anything else a 500.
+    /// </summary>
+    private static Exception StagingFailed(IOException error) =>
+        StorageErrors.IsOutOfSpace(error) ? new InsufficientStorageException(error) : new InvalidOperationException("Staging an upload failed.", error);
 
     private static async Task Drain(Stream s, CancellationToken ct)
     {

@@ -18,9 +18,6 @@ public sealed class Bootstrap(IServiceScopeFactory scopes, FileLinks links, IOpt
         using var scope = scopes.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<LikenessDb>();
         await db.Database.MigrateAsync(cancellationToken);
-        // Uploads that were being received when the process stopped were never accepted: drop them.
-        if (Directory.Exists(options.Value.StagingFolder))
-            foreach (var dir in Directory.EnumerateDirectories(options.Value.StagingFolder)) Directory.Delete(dir, recursive: true);
         await links.LoadSecretAsync(db, cancellationToken);
 
         var o = options.Value;

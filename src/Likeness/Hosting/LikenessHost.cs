@@ -10,6 +10,7 @@ using Likeness.Core.Jobs;
 using Likeness.Core.Loras;
 using Likeness.Core.Pipeline;
 using Likeness.Core.Ports;
+using Likeness.Core.Storage;
 using Likeness.Core.TriggerWords;
 using Likeness.Core.Webhooks;
 using Likeness.EngineAdapters;
@@ -159,6 +160,7 @@ public static class LikenessHost
         services.AddSingleton(new PipelineOptions
         {
             WorkFolder = options.WorkFolder,
+            StagingFolder = options.StagingFolder,
             CheckpointEvery = options.Training.CheckpointEvery,
         });
         services.AddSingleton<JobSignals>();
@@ -173,6 +175,8 @@ public static class LikenessHost
         services.AddScoped<LoraLifecycle>();
         services.AddScoped<LoraFiles>();
         services.AddScoped<LoraCreation>();
+        services.AddOptions<SweeperOptions>().BindConfiguration(SweeperOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddScoped<OrphanSweeper>();
         services.AddScoped<GenerationCreation>();
         services.AddScoped<Idempotency>();
         services.AddScoped<IdempotencyScope>();
@@ -182,6 +186,7 @@ public static class LikenessHost
         // Bootstrap first: hosted services start in order, and workers need the migrated database.
         services.AddHostedService<Bootstrap>();
         services.AddHostedService(sp => ActivatorUtilities.CreateInstance<QueueGauges>(sp, options.Telemetry.QueueSampleInterval));
+        services.AddHostedService<OrphanSweepLoop>();
         services.AddKeyedScoped<IJobHandler, CaptionJobHandler>(JobQueues.Caption);
         services.AddKeyedScoped<IJobHandler, TrainingJobHandler>(JobQueues.Training);
         services.AddKeyedScoped<IJobHandler, GenerationJobHandler>(JobQueues.Generation);
