@@ -14,11 +14,10 @@ namespace Likeness.Engine;
 /// does not reach it on Linux): <see cref="ConfigureProcess"/> must run before the first TorchSharp call.
 /// </para>
 /// <para>
-/// A passive thread pays a wake-up at every parallel region, which small operations do not earn back: a flux-tiny
-/// training step (160 tokens × 128 wide, forward and backward) runs fastest on one thread, so a tiny preset trains
-/// on one and a full-size preset on one per core the process may use (<see cref="Environment.ProcessorCount"/>
-/// follows CPU affinity and container limits). A generation runs the prompt and the empty prompt as one batch with
-/// no backward, whose larger matrices earn the wake-ups back: every preset generates on one thread per core. The count is an OpenMP setting of the calling thread, so the engine applies it on the thread
+/// A passive thread pays a wake-up at every parallel region, which small operations do not earn back: flux-tiny's
+/// matrices (160 tokens × 128 wide) run fastest on one thread, so a tiny preset defaults to one and a full-size
+/// preset to one per core the process may use (<see cref="Environment.ProcessorCount"/> follows CPU affinity and
+/// container limits). The count is an OpenMP setting of the calling thread, so the engine applies it on the thread
 /// that runs each training or generation (<see cref="Apply"/>).
 /// </para>
 /// </summary>
@@ -33,11 +32,8 @@ public static class EngineThreads
         _ = setenv(WaitPolicyVariable, "PASSIVE", 0);
     }
 
-    /// <summary>The default thread count for a preset's training on the CPU.</summary>
-    public static int TrainingDefault(FluxPreset preset) => preset.IsTiny ? 1 : Environment.ProcessorCount;
-
-    /// <summary>The default thread count for a generation on the CPU.</summary>
-    public static int GenerationDefault => Environment.ProcessorCount;
+    /// <summary>The default thread count for a preset's work on the CPU.</summary>
+    public static int DefaultFor(FluxPreset preset) => preset.IsTiny ? 1 : Environment.ProcessorCount;
 
     /// <summary>Sets libtorch's intra-op thread count for the calling thread (and MKL's) where the work runs on the CPU.</summary>
     public static void Apply(Device device, int threads)

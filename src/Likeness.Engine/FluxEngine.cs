@@ -30,23 +30,18 @@ public sealed class FluxEngine : IDisposable
 
     /// <param name="device">Null: see <see cref="DeviceFor"/>.</param>
     /// <param name="precision"><c>auto</c> (or null), <c>fp32</c> or <c>bf16</c> (see <see cref="Precision"/>).</param>
-    /// <param name="threads">CPU threads per training and per generation; null: <see cref="EngineThreads.TrainingDefault"/>
-    /// and <see cref="EngineThreads.GenerationDefault"/>.</param>
+    /// <param name="threads">CPU threads per training or generation; null: <see cref="EngineThreads.DefaultFor"/>.</param>
     public FluxEngine(FluxPreset preset, string? modelsFolder, Device? device = null, string? precision = null, int? threads = null)
     {
         Preset = preset;
         _modelsFolder = modelsFolder;
         Device = device ?? DeviceFor(null);
         Dtype = Precision.For(Device, precision);
-        TrainingThreads = threads ?? EngineThreads.TrainingDefault(preset);
-        GenerationThreads = threads ?? EngineThreads.GenerationDefault;
+        Threads = threads ?? EngineThreads.DefaultFor(preset);
     }
 
-    /// <summary>libtorch's CPU threads for each training.</summary>
-    public int TrainingThreads { get; }
-
-    /// <summary>libtorch's CPU threads for each generation.</summary>
-    public int GenerationThreads { get; }
+    /// <summary>libtorch's CPU threads for each training and each generation.</summary>
+    public int Threads { get; }
 
     /// <summary>
     /// The device for a setting: <c>auto</c> (or unset) is CUDA when libtorch finds a GPU (a build with the CUDA
@@ -72,7 +67,7 @@ public sealed class FluxEngine : IDisposable
     {
         lock (Shared ? _generateLock : _trainLock)
         {
-            EngineThreads.Apply(Device, TrainingThreads);
+            EngineThreads.Apply(Device, Threads);
             FluxModels models;
             if (Shared)
             {
@@ -90,7 +85,7 @@ public sealed class FluxEngine : IDisposable
         if (o.Width % 16 != 0 || o.Height % 16 != 0) throw new ArgumentException("Width and height must be multiples of 16.");
         lock (_generateLock)
         {
-            EngineThreads.Apply(Device, GenerationThreads);
+            EngineThreads.Apply(Device, Threads);
             var models = _generateModels ??= FluxModels.Load(Preset, _modelsFolder, Device, Dtype);
             UseAdapter(models, o.AdapterPath);
             if (_adapter is not null) _adapter.Strength = o.LoraStrength;

@@ -24,7 +24,7 @@ public sealed class LikenessOptions
     [RegularExpression("^(auto|fp32|bf16)$")] public string EnginePrecision { get; set; } = "auto";
     /// <summary>auto (CUDA when libtorch finds a GPU, else the CPU), cpu, cuda or cuda:N.</summary>
     [RegularExpression(@"^(auto|cpu|cuda(:\d+)?)$")] public string EngineDevice { get; set; } = "auto";
-    /// <summary>CPU threads for each training and generation (libtorch intra-op); unset: <see cref="Likeness.Engine.EngineThreads.TrainingDefault"/> and <see cref="Likeness.Engine.EngineThreads.GenerationDefault"/>.</summary>
+    /// <summary>CPU threads for each training and generation (libtorch intra-op); unset: <see cref="Likeness.Engine.EngineThreads.DefaultFor"/>.</summary>
     [Range(1, 1024)] public int? EngineThreads { get; set; }
     /// <summary><c>local</c>, <c>openai</c> or <c>florence2</c> (checked at start by <see cref="Likeness.Adapters.Captioners"/>, which names what is missing).</summary>
     public string Captioner { get; set; } = "local";
