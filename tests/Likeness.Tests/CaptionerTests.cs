@@ -200,8 +200,9 @@ public sealed class CaptionerTests(ITestOutputHelper output)
         var items = await CaptionsAsync(server, id);
         var trigger = lora.GetProperty("triggerWord").GetString();
         Assert.Equal("local", items[0].GetProperty("source").GetString());
-        Assert.StartsWith($"a photo of {trigger} object, ", items[0].GetProperty("caption").GetString());
-        Assert.Contains(" orientation, ", items[0].GetProperty("caption").GetString());
+        // The local captioner's words: what it measured, or the plain backdrop and the subject's place.
+        Assert.Matches($"^a photo of (a (small|mid-sized|big) )?{trigger} object(, .* orientation, | on a .* background, (in|on|at) the )",
+            items[0].GetProperty("caption").GetString());
         Assert.All(items.Skip(1), i => Assert.Equal("openai", i.GetProperty("source").GetString()));
     }
 
