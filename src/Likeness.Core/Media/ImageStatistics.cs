@@ -36,12 +36,15 @@ public static class ImageMeasurer
         using var small = full.Resize(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Premul), new SKSamplingOptions(SKFilterMode.Linear));
 
         var counts = new Dictionary<string, int>();
+        var rgb = new byte[w * h * 3];
         double sumL = 0, sumL2 = 0, sumS = 0, centre = 0, edge = 0;
         int centreN = 0, edgeN = 0;
         for (var y = 0; y < h; y++)
         for (var x = 0; x < w; x++)
         {
             var c = small.GetPixel(x, y);
+            var i = (y * w + x) * 3;
+            (rgb[i], rgb[i + 1], rgb[i + 2]) = (c.Red, c.Green, c.Blue);
             c.ToHsl(out var hue, out var sat, out var light);
             var l = light / 100.0;
             sumL += l; sumL2 += l * l; sumS += sat / 100.0;
@@ -65,25 +68,12 @@ public static class ImageMeasurer
         var centreDetail = centreN == 0 ? 0 : centre / centreN;
         var edgeDetail = edgeN == 0 ? 0 : edge / edgeN;
         var framing = centreDetail > edgeDetail * 1.6 ? "centred subject" : edgeDetail > centreDetail * 1.6 ? "wide framing" : "close-up framing";
-        var backdrop = Backdrop.Measure(Rgb(small), w, h);
+        var backdrop = Backdrop.Measure(rgb, w, h);
         return backdrop is { Place: { } place } b
             ? new ImageStatistics(orientation, mean, contrast, sumS / n, dominant, framing, b.Background, place, b.Size)
             : new ImageStatistics(orientation, mean, contrast, sumS / n, dominant, framing);
     }
 
-    private static byte[] Rgb(SKBitmap bitmap)
-    {
-        var rgb = new byte[bitmap.Width * bitmap.Height * 3];
-        var i = 0;
-        for (var y = 0; y < bitmap.Height; y++)
-            for (var x = 0; x < bitmap.Width; x++)
-            {
-                var c = bitmap.GetPixel(x, y);
-                (rgb[i], rgb[i + 1], rgb[i + 2]) = (c.Red, c.Green, c.Blue);
-                i += 3;
-            }
-        return rgb;
-    }
 
     private static double ToLightness(this SKColor c)
     {

@@ -25,8 +25,6 @@ public sealed class SceneComposer(IReadOnlyList<EmojiEntry> objects, int size)
     // do not crowd out everything else.
     private readonly EmojiEntry[][] _byBase = objects.GroupBy(o => o.Base).Select(g => g.ToArray()).ToArray();
 
-    /// <summary>The named colours backgrounds are painted in (<see cref="Backdrop.NamedColours"/>).</summary>
-    public static IReadOnlyList<(string Name, SKColor Colour)> Colours => Backdrop.NamedColours;
 
     private readonly ConcurrentDictionary<string, SKImage> _renders = new();
 
@@ -106,10 +104,11 @@ public sealed class SceneComposer(IReadOnlyList<EmojiEntry> objects, int size)
     /// <summary>Paints the background and returns its phrase ("a teal background", "red and white stripes", …).</summary>
     private string DrawBackground(SKCanvas canvas, Random random)
     {
-        var a = random.Next(Colours.Count);
-        var b = (a + 1 + random.Next(Colours.Count - 1)) % Colours.Count;
-        var (nameA, colourA) = (Colours[a].Name, Vary(Colours[a].Colour, random));
-        var (nameB, colourB) = (Colours[b].Name, Vary(Colours[b].Colour, random));
+        var colours = Backdrop.NamedColours;
+        var a = random.Next(colours.Count);
+        var b = (a + 1 + random.Next(colours.Count - 1)) % colours.Count;
+        var (nameA, colourA) = (colours[a].Name, Vary(colours[a].Colour, random));
+        var (nameB, colourB) = (colours[b].Name, Vary(colours[b].Colour, random));
         using var paint = new SKPaint { IsAntialias = true };
         var kind = random.NextDouble();
         if (kind < 0.55)

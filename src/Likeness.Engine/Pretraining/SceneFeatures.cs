@@ -13,7 +13,6 @@ namespace Likeness.Engine.Pretraining;
 public static class SceneFeatures
 {
     private const int Side = 64, Frame = 3, Bins = 12 * 2 + 4;
-    private const double ForegroundDistance = Backdrop.ForegroundDistance;
 
     /// <summary>The picture at 64 × 64, as RGB bytes.</summary>
     private static byte[] Pixels(SKBitmap image)
@@ -38,7 +37,7 @@ public static class SceneFeatures
         var rgb = Pixels(image);
         var bg = Background(rgb);
         var n = 0;
-        for (var i = 0; i < rgb.Length; i += 3) if (Distance(bg, rgb[i], rgb[i + 1], rgb[i + 2]) > ForegroundDistance) n++;
+        for (var i = 0; i < rgb.Length; i += 3) if (Backdrop.Distance(bg, rgb[i], rgb[i + 1], rgb[i + 2]) > Backdrop.ForegroundDistance) n++;
         return (double)n / (Side * Side);
     }
 
@@ -51,7 +50,7 @@ public static class SceneFeatures
         var n = 0;
         for (var i = 0; i < rgb.Length; i += 3)
         {
-            if (Distance(bg, rgb[i], rgb[i + 1], rgb[i + 2]) <= ForegroundDistance) continue;
+            if (Backdrop.Distance(bg, rgb[i], rgb[i + 1], rgb[i + 2]) <= Backdrop.ForegroundDistance) continue;
             new SKColor(rgb[i], rgb[i + 1], rgb[i + 2]).ToHsv(out var hue, out var saturation, out var value);
             var bin = saturation < 25 || value < 15 ? 24 + Math.Min(3, (int)(value / 25))
                 : Math.Min(11, (int)(hue / 30)) * 2 + (value < 60 ? 0 : 1);
@@ -71,6 +70,4 @@ public static class SceneFeatures
 
     /// <summary>Histogram intersection: 1 for the same colours in the same proportions, 0 for nothing in common.</summary>
     public static double Similarity(double[] a, double[] b) => a.Zip(b, Math.Min).Sum();
-
-    private static double Distance(SKColor c, byte r, byte g, byte b) => Backdrop.Distance(c, r, g, b);
 }
