@@ -77,14 +77,14 @@ public sealed class FluxModel : nn.Module
             if (!checkpoint) (x, t) = block.forward(x, t, vec, pe);
             else
             {
-                var outputs = Checkpoint.Run(i => { var (a, b) = block.forward(i[0], i[1], i[2], (i[3], i[4])); return [a, b]; }, x, t, vec, pe.Cos, pe.Sin);
+                var outputs = Checkpoint.Run(i => { var (a, b) = block.forward(i[0], i[1], i[2], i[3]); return [a, b]; }, x, t, vec, pe);
                 (x, t) = (outputs[0], outputs[1]);
             }
         }
         var txtLen = (int)t.shape[1];
         var joint = cat([t, x], 1);
         foreach (var block in single_blocks)
-            joint = checkpoint ? Checkpoint.Run(i => [block.forward(i[0], i[1], (i[2], i[3]))], joint, vec, pe.Cos, pe.Sin)[0] : block.forward(joint, vec, pe);
+            joint = checkpoint ? Checkpoint.Run(i => [block.forward(i[0], i[1], i[2])], joint, vec, pe)[0] : block.forward(joint, vec, pe);
         var imgPart = joint[.., txtLen..];
         return final_layer.forward(imgPart, vec).MoveToOuterDisposeScope();
     }

@@ -148,7 +148,7 @@ public sealed class DoubleStreamBlock : nn.Module
     }
 
     /// <summary>img [B, Li, H], txt [B, Lt, H], vec [B, H] → (img, txt). Attention runs over txt then img.</summary>
-    public (Tensor Img, Tensor Txt) forward(Tensor img, Tensor txt, Tensor vec, (Tensor Cos, Tensor Sin) pe)
+    public (Tensor Img, Tensor Txt) forward(Tensor img, Tensor txt, Tensor vec, Tensor pe)
     {
         using var scope = NewDisposeScope();
         var (imgMod1, imgMod2) = img_mod.forward(vec);
@@ -162,10 +162,11 @@ public sealed class DoubleStreamBlock : nn.Module
         var txtAttn = attn[.., ..(int)txtLen];
         var imgAttn = attn[.., (int)txtLen..];
 
-        var imgOut = img.add(imgMod1.Gate * img_attn.proj.forward(imgAttn), One);
-        imgOut = imgOut.add(imgMod2!.Gate * img_mlp.forward(Modulate(img_norm2.forward(imgOut), imgMod2)), One);
-        var txtOut = txt.add(txtMod1.Gate * txt_attn.proj.forward(txtAttn), One);
-        txtOut = txtOut.add(txtMod2!.Gate * txt_mlp.forward(Modulate(txt_norm2.forward(txtOut), txtMod2)), One);
+        // x + gate·f(x) as one addcmul: the same products and sums as the reference, one operation fewer each.
+        var imgOut = img.addcmul(imgMod1.Gate, img_attn.proj.forward(imgAttn), One);
+        imgOut = imgOut.addcmul(imgMod2!.Gate, img_mlp.forward(Modulate(img_norm2.forward(imgOut), imgMod2)), One);
+        var txtOut = txt.addcmul(txtMod1.Gate, txt_attn.proj.forward(txtAttn), One);
+        txtOut = txtOut.addcmul(txtMod2!.Gate, txt_mlp.forward(Modulate(txt_norm2.forward(txtOut), txtMod2)), One);
         return (imgOut.MoveToOuterDisposeScope(), txtOut.MoveToOuterDisposeScope());
     }
 
@@ -179,8 +180,12 @@ public sealed class DoubleStreamBlock : nn.Module
         return (q, k, split[2]);
     }
 
-    /// <summary>(1 + scale)·normed + shift.</summary>
-    internal static Tensor Modulate(Tensor normed, ModulationOut m) => (m.Scale.add(One, One) * normed).add(m.Shift, One);
+    /// <summary>(1 + scale)·normed + shift, the product and the sum as one addcmul.</summary>
+    internal static Tensor Modulate(Tensor normed, ModulationOut m)
+    {
+        using var onePlusScale = m.Scale.add(One, One);
+        return m.Shift.addcmul(onePlusScale, normed, One);
+    }
 }
 
 public sealed class SingleStreamBlock : nn.Module
@@ -207,7 +212,7 @@ public sealed class SingleStreamBlock : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, Tensor vec, (Tensor Cos, Tensor Sin) pe)
+    public Tensor forward(Tensor x, Tensor vec, Tensor pe)
     {
         using var scope = NewDisposeScope();
         var (mod, _) = modulation.forward(vec);
@@ -218,7 +223,7 @@ public sealed class SingleStreamBlock : nn.Module
         var (q, k) = norm.forward(qkv[0], qkv[1], qkv[2]);
         var attn = FluxMath.Attention(q, k, qkv[2], pe);
         var output = linear2.forward(cat([attn, parts[1].gelu(GELU.Approximate.tanh)], 2));
-        return x.add(mod.Gate * output, One).MoveToOuterDisposeScope();
+        return x.addcmul(mod.Gate, output, One).MoveToOuterDisposeScope();
     }
 }
 

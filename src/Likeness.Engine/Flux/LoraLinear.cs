@@ -40,11 +40,13 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         if (Adapter is { Merged: false } a && a.Strength != 0)
         {
             // The adapter keeps fp32 weights over a bf16 base: its path runs in fp32 and joins in the base's dtype.
+            // (Each operation costs as much to dispatch and record as flux-tiny's small matrices cost to multiply:
+            // the scale rides on the add, and same-dtype conversions are skipped.)
             using var scope = NewDisposeScope();
-            var down = nn.functional.linear(x.to_type(a.A.dtype), a.A);
+            var input = x.dtype == a.A.dtype ? x : x.to_type(a.A.dtype);
+            var up = nn.functional.linear(nn.functional.linear(input, a.A), a.B);
             using var scale = (a.Scale * a.Strength).ToScalar();
-            var up = nn.functional.linear(down, a.B).mul(scale);
-            y.add_(up.to_type(y.dtype), One);
+            y.add_(up.dtype == y.dtype ? up : up.to_type(y.dtype), scale);
             return y;
         }
         return y;
