@@ -190,7 +190,8 @@ function route() {
   if (name === "loras") openLoras(id ?? null);
   if (name === "credits") openCredits();
   // Focus follows the view for keyboard and screen-reader users, except on a detail, which focuses its own title.
-  if (!(name === "loras" && id)) $(`#view-${name} h1`).focus();
+  if (name === "signin") $("#api-key").focus();
+  else if (!(name === "loras" && id)) $(`#view-${name} h1`).focus();
 }
 addEventListener("hashchange", route);
 
@@ -407,15 +408,31 @@ async function loadCaptions(lora) {
   try {
     const page = await api.get(`/v2/loras/${lora.id}/captions`);
     /** @type {HTMLElement} */ (details.firstElementChild).textContent = `Captions (${page.items.length})`;
-    slot.replaceChildren(h("div", { class: "table-wrap" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["Photo", "Caption", "Source", "Size"].map(t => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, page.items.map((/** @type {any} */ c) =>
-        h("tr", {}, h("td", {}, c.image), h("td", {}, c.caption), h("td", {}, c.source), h("td", { class: "num" }, `${c.width}×${c.height}`)))))));
+    slot.replaceChildren(table(["Photo", "Caption", "Source", "Size"], page.items.map((/** @type {any} */ c) =>
+      [c.image, c.caption, c.source, h("span", { class: "num" }, `${c.width}×${c.height}`)])));
   } catch (e) {
-    if (!(e instanceof api.ProblemError)) throw e;
     // FAILED, cancelled and purged LoRAs have no dataset any more: the API's own words say so.
-    slot.replaceChildren(h("p", { class: "hint" }, e.problem.detail ?? e.problem.title));
+    explain(slot, e);
   }
+}
+
+/**
+ * A table with column headings, in a wrapper that scrolls sideways on a narrow screen.
+ * @param {string[]} headings
+ * @param {(string | number | Node)[][]} rows
+ */
+const table = (headings, rows) => h("div", { class: "table-wrap" }, h("table", {},
+  h("thead", {}, h("tr", {}, headings.map(t => h("th", { scope: "col" }, t)))),
+  h("tbody", {}, rows.map(cells => h("tr", {}, cells.map(c => h("td", {}, c)))))));
+
+/**
+ * Puts the API's word for why a part of the page has nothing to show in its place.
+ * @param {HTMLElement} slot
+ * @param {unknown} e
+ */
+function explain(slot, e) {
+  if (!(e instanceof api.ProblemError)) throw e;
+  slot.replaceChildren(h("p", { class: "hint" }, e.problem.detail ?? e.problem.title));
 }
 
 /** @param {Lora} lora */
@@ -426,15 +443,12 @@ async function loadDeliveries(lora) {
     /** @type {HTMLElement} */ ($("#deliveries summary")).textContent = `Webhook deliveries (${page.items.length})`;
     slot.replaceChildren(page.items.length === 0
       ? h("p", { class: "hint" }, "None: a LoRA started with a webhook URL is reported there when it is READY or FAILED.")
-      : h("div", { class: "table-wrap" }, h("table", {},
-        h("thead", {}, h("tr", {}, ["When", "Event", "Attempt", "Result", "Target"].map(t => h("th", { scope: "col" }, t)))),
-        h("tbody", {}, page.items.map((/** @type {any} */ d) => h("tr", {},
-          h("td", {}, when(d.attemptedAt)), h("td", {}, d.event), h("td", { class: "num" }, d.attempt),
-          h("td", {}, d.succeeded ? `delivered (${d.statusCode})` : `failed: ${d.error ?? d.statusCode}${d.nextAttemptAt ? `; next try ${when(d.nextAttemptAt)}` : ""}`),
-          h("td", {}, h("code", {}, d.url))))))));
+      : table(["When", "Event", "Attempt", "Result", "Target"], page.items.map((/** @type {any} */ d) => [
+        when(d.attemptedAt), d.event, d.attempt,
+        d.succeeded ? `delivered (${d.statusCode})` : `failed: ${d.error ?? d.statusCode}${d.nextAttemptAt ? `; next try ${when(d.nextAttemptAt)}` : ""}`,
+        h("code", {}, d.url)])));
   } catch (e) {
-    if (!(e instanceof api.ProblemError)) throw e;
-    slot.replaceChildren(h("p", { class: "hint" }, e.problem.detail ?? e.problem.title));
+    explain(slot, e);
   }
 }
 
