@@ -14,6 +14,7 @@ public sealed class DashboardTests(BrowserFixture fixture) : IClassFixture<Brows
     public async Task Trains_from_fifteen_photos_with_live_progress_and_generates_images()
     {
         Skip.If(BrowserFixture.SkipReason is not null, BrowserFixture.SkipReason);
+        await using var receiver = await WebhookReceiver.StartAsync();
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync("/");
         Assert.EndsWith("/app/", new Uri(page.Url).AbsolutePath);
@@ -32,6 +33,7 @@ public sealed class DashboardTests(BrowserFixture fixture) : IClassFixture<Brows
         // Enough steps that the training is seen in progress, few enough to stay quick.
         await page.Locator("#f-steps").FillAsync("60");
         await page.Locator("#f-rank").FillAsync("8");
+        await page.GetByLabel("Webhook URL").FillAsync(receiver.Url);
         await BrowserFixture.ScreenshotAsync(page, "dashboard-upload", fullPage: true);
         await page.GetByRole(AriaRole.Button, new() { Name = "Start training" }).ClickAsync();
 
@@ -51,6 +53,12 @@ public sealed class DashboardTests(BrowserFixture fixture) : IClassFixture<Brows
         await Expect(detail.Locator(".status-line")).ToContainTextAsync($"Trigger word {lora.GetProperty("triggerWord").GetString()}");
         await Expect(page.Locator("#announce")).ToContainTextAsync("READY");
         await Expect(detail.Locator("#captions summary")).ToHaveTextAsync("Captions (15)");
+        // The completed webhook, as its delivery attempt is listed when the list is opened.
+        for (var wait = DateTime.UtcNow.AddSeconds(30); receiver.Deliveries.IsEmpty && DateTime.UtcNow < wait;) await Task.Delay(100);
+        await detail.Locator("#deliveries summary").ClickAsync();
+        await Expect(detail.Locator("#deliveries tbody tr").First).ToContainTextAsync("completed");
+        await Expect(detail.Locator("#deliveries tbody tr").First).ToContainTextAsync("delivered (200)");
+        await detail.Locator("#deliveries summary").ClickAsync();
 
         await page.GetByLabel("Prompt").FillAsync("a portrait in a sunny garden");
         await page.GetByLabel("Number of images").FillAsync("2");
@@ -98,8 +106,12 @@ public sealed class DashboardTests(BrowserFixture fixture) : IClassFixture<Brows
         Skip.If(BrowserFixture.SkipReason is not null, BrowserFixture.SkipReason);
         var (page, errors) = await fixture.NewPageAsync();
         await page.GotoAsync("/app/");
-        await page.GetByLabel("API key").FillAsync("lk_not-a-key");
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        // By keyboard alone: the key field has focus, Tab reaches the button, Enter signs in.
+        await Expect(page.GetByLabel("API key")).ToBeFocusedAsync();
+        await page.Keyboard.TypeAsync("lk_not-a-key");
+        await page.Keyboard.PressAsync("Tab");
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Sign in" })).ToBeFocusedAsync();
+        await page.Keyboard.PressAsync("Enter");
         var signInProblem = page.Locator("#signin-form [role=alert]");
         await Expect(signInProblem).ToContainTextAsync("401 unauthorized");
         await Expect(signInProblem).ToContainTextAsync("A valid API key is required");
@@ -133,7 +145,7 @@ public sealed class DashboardTests(BrowserFixture fixture) : IClassFixture<Brows
     }
 
     [SkippableFact]
-    public async Task Cancels_a_training_and_refunds_it()
+    public async Task Cancels_a_training_refunds_it_and_archives_it()
     {
         Skip.If(BrowserFixture.SkipReason is not null, BrowserFixture.SkipReason);
         var (page, errors) = await fixture.NewPageAsync();
@@ -155,6 +167,10 @@ public sealed class DashboardTests(BrowserFixture fixture) : IClassFixture<Brows
         await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Cancel training" })).ToHaveCountAsync(0);
         Assert.Equal(before, await fixture.Server.CreditsAsync());
         await Expect(page.Locator("#credits")).ToHaveTextAsync($"{before:N0} credits");
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Archive" }).ClickAsync();
+        await Expect(status.Locator(".badge")).ToHaveTextAsync("ARCHIVED");
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Archive" })).ToHaveCountAsync(0);
         Assert.Empty(errors);
     }
 

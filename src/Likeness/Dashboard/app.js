@@ -218,7 +218,7 @@ function update(lora) {
 
 /** @param {Lora} lora */
 function renderItem(lora) {
-  let li = /** @type {HTMLElement | null} */ (document.getElementById(`item-${lora.id}`));
+  const li = /** @type {HTMLElement | null} */ (document.getElementById(`item-${lora.id}`));
   if (!li) return;
   const a = /** @type {HTMLElement} */ (li.firstElementChild);
   current(a, state.selected === lora.id);
@@ -327,6 +327,11 @@ function buildDetail(lora) {
       h("h3", { id: "gallery-title" }, "Gallery"), h("ul", { id: "gallery", class: "gallery" })),
     h("details", { id: "captions" }, h("summary", {}, "Captions"), h("div", { class: "slot" })),
     h("details", { id: "deliveries" }, h("summary", {}, "Webhook deliveries"), h("div", { class: "slot" })));
+  // Deliveries go on after the terminal state (retries): opening the list reads it afresh.
+  $("#deliveries").addEventListener("toggle", e => {
+    const current = state.loras.get(lora.id);
+    if (/** @type {HTMLDetailsElement} */ (e.target).open && current) loadDeliveries(current);
+  });
   detail.hidden = false;
   renderDetail(lora, true);
   loadGallery(lora.id);
