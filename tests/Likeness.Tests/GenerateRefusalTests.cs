@@ -103,6 +103,6 @@ public sealed class GenerateRefusalTests(ServerFixture fixture) : IClassFixture<
         using var noRedirects = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = anonymous.BaseAddress };
         var root = await noRedirects.GetAsync("/");
         Assert.Equal(System.Net.HttpStatusCode.Redirect, root.StatusCode);
-        Assert.Equal("/docs", root.Headers.Location?.OriginalString);
+        Assert.Equal("/app", root.Headers.Location?.OriginalString);
     }
 }

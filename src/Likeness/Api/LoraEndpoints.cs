@@ -31,6 +31,7 @@ public static class LoraEndpoints
         group.MapGet("/{id}/weights", Weights).WithSummary("Download the adapter (safetensors).");
         group.MapGet("/{id}/captions", Captions).WithSummary("Each dataset photo's caption, the captioner it came from and its size, once the dataset is stored.");
         group.MapGet("/{id}/webhook-deliveries", Deliveries).WithSummary("Every webhook delivery attempt for this LoRA.");
+        group.MapLoraEvents();
         return group;
     }
 

@@ -47,11 +47,12 @@ public static class LikenessHost
         app.UseRequestLimits(options.Limits);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseDashboard();
         app.UseApiKeys();
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/docs");
-        // A person who opens the server's address lands on the API reference, not on a 404.
-        app.MapGet("/", () => TypedResults.Redirect("/docs")).ExcludeFromDescription();
+        // A person who opens the server's address lands on the dashboard, not on a 404.
+        app.MapGet("/", () => TypedResults.Redirect(Dashboard.Path)).ExcludeFromDescription();
         app.MapGet(HealthPath, () => TypedResults.Ok(new { status = "ok" })).WithTags("Health").ExcludeFromDescription();
         app.MapGet(HealthPath + "/ready", Readiness.CheckAsync).WithTags("Health").ExcludeFromDescription();
         app.MapLikenessTelemetry(options);
@@ -143,6 +144,7 @@ public static class LikenessHost
             if (p.Status >= 500) p.Detail = "An unexpected error occurred; it has been logged.";
         });
         services.AddOpenApi();
+        services.AddOptions<LoraEventOptions>().BindConfiguration(LoraEventOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.Converters.Add(new UtcMillisecondsConverter());
