@@ -61,9 +61,11 @@ public sealed class ContractTests(ServerFixture fixture, ITestOutputHelper outpu
         Assert.True(operations >= 13, $"only {operations} operations");
 
         // The upload is multipart/form-data with the form's every field and the repeated 'images' part.
-        var upload = document.GetProperty("paths").GetProperty("/v2/loras").GetProperty("post").GetProperty("requestBody")
-            .GetProperty("content").GetProperty("multipart/form-data").GetProperty("schema").GetProperty("$ref").GetString()!;
-        var form = schemas.GetProperty(upload.Split('/')[^1]);
+        JsonElement BodySchema(string path, string contentType) => Resolve(document.GetProperty("paths").GetProperty(path).GetProperty("post")
+            .GetProperty("requestBody").GetProperty("content").GetProperty(contentType).GetProperty("schema"));
+        JsonElement Resolve(JsonElement schema) =>
+            schema.TryGetProperty("$ref", out var r) ? schemas.GetProperty(r.GetString()!.Split('/')[^1]) : schema;
+        var form = BodySchema("/v2/loras", "multipart/form-data");
         var fields = form.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order().ToList();
         Assert.Equal(LoraForm.Fields.Append(LoraFormFields.ImagesField).Order(), fields);
         var images = form.GetProperty("properties").GetProperty("images");
@@ -72,10 +74,11 @@ public sealed class ContractTests(ServerFixture fixture, ITestOutputHelper outpu
         Assert.Contains("images", form.GetProperty("required").EnumerateArray().Select(e => e.GetString()));
 
         // The generation's JSON body, and examples of the main records.
-        var generate = document.GetProperty("paths").GetProperty("/v2/images/generate").GetProperty("post").GetProperty("requestBody")
-            .GetProperty("content").GetProperty("application/json").GetProperty("schema").GetProperty("$ref").GetString();
-        Assert.Equal("#/components/schemas/GenerateBody", generate);
-        foreach (var record in new[] { "LoraResponse", "LoraCreated", "GenerationResponse", "GenerateBody", "TeamResponse" })
+        var generate = BodySchema("/v2/images/generate", "application/json");
+        Assert.True(generate.TryGetProperty("examples", out _), "the generate body has no example");
+        var parameters = Resolve(generate.GetProperty("properties").GetProperty("fluxLoraParams"));
+        Assert.Contains("3:4", parameters.GetProperty("properties").GetProperty("aspect_ratio").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
+        foreach (var record in new[] { "LoraResponse", "LoraCreated", "GenerationResponse", "TeamResponse" })
             Assert.True(schemas.GetProperty(record).TryGetProperty("examples", out _), $"{record} has no example");
     }
 

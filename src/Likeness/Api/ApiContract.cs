@@ -10,6 +10,12 @@ namespace Likeness.Api;
 public sealed record ProblemCodes(int Status, string[] Codes);
 
 /// <summary>
+/// The request body an endpoint reads by itself, for the document only: <c>Accepts</c> would also make routing refuse other
+/// content types with a bare 415, where the endpoint answers a problem with its own code (<c>malformed_multipart</c>…).
+/// </summary>
+public sealed record DocumentedBody(Type Type, string ContentType);
+
+/// <summary>
 /// The typed contract: <c>/openapi/v1.json</c> carries every request and response schema, status code and problem code,
 /// with examples, so that a generated client (Kiota, NSwag) and <c>likeness loras …</c> speak the same records.
 /// </summary>
@@ -18,6 +24,10 @@ public static class ApiContract
     public const string ProblemJson = "application/problem+json";
     public const string ApiKeyScheme = "ApiKey";
     public const string BearerScheme = "Bearer";
+
+    /// <summary>Documents the request body as <typeparamref name="T"/> in <paramref name="contentType"/>.</summary>
+    public static RouteHandlerBuilder Reads<T>(this RouteHandlerBuilder builder, string contentType) =>
+        builder.WithMetadata(new DocumentedBody(typeof(T), contentType));
 
     /// <summary>Declares a refusal: a problem+json response with this status, and the codes it may carry.</summary>
     public static TBuilder Refuses<TBuilder>(this TBuilder builder, int status, params string[] codes) where TBuilder : IEndpointConventionBuilder =>
@@ -113,9 +123,22 @@ public static class ApiContract
         if (schema.Properties is not null && schema.Properties.TryGetValue(property, out var s) && s is OpenApiSchema p) p.Enum = values.Select(v => (JsonNode)JsonValue.Create(v)).ToList();
     }
 
-    private static Task DocumentOperation(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken ct)
+    private static async Task DocumentOperation(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken ct)
     {
         var metadata = context.Description.ActionDescriptor.EndpointMetadata;
+        if (metadata.OfType<DocumentedBody>().LastOrDefault() is { } body && context.Document is { } document)
+        {
+            // A named component, as Accepts would make it, so that generated clients name the type after the record.
+            document.AddComponent(body.Type.Name, await context.GetOrCreateSchemaAsync(body.Type, cancellationToken: ct));
+            operation.RequestBody = new OpenApiRequestBody
+            {
+                Required = true,
+                Content = new Dictionary<string, OpenApiMediaType>
+                {
+                    [body.ContentType] = new() { Schema = new OpenApiSchemaReference(body.Type.Name, document) },
+                },
+            };
+        }
 
         foreach (var refusal in metadata.OfType<ProblemCodes>())
         {
@@ -143,6 +166,5 @@ public static class ApiContract
                 new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(ApiKeyScheme, context.Document)] = [] },
                 new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(BearerScheme, context.Document)] = [] },
             ];
-        return Task.CompletedTask;
     }
 }

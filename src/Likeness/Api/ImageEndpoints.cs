@@ -16,7 +16,7 @@ public static class ImageEndpoints
         var group = app.MapGroup("/v2/images").WithTags("Images").Refuses(401, "unauthorized");
         group.MapPost("/generate", Generate).WithName("GenerateImages")
             .WithSummary("Generate 1–4 photos with a READY LoRA; waits up to 60 s unless 'Prefer: respond-async'.")
-            .Accepts<GenerateBody>("application/json")
+            .Reads<GenerateBody>("application/json")
             .Produces<GenerationResponse>(StatusCodes.Status200OK)
             .Produces<GenerationResponse>(StatusCodes.Status202Accepted)
             .Refuses(400, "validation_failed", "unsupported_model", "invalid_id")

@@ -24,10 +24,10 @@ public static class LoraEndpoints
         var group = app.MapGroup("/v2/loras").WithTags("LoRAs").Refuses(401, "unauthorized");
         group.MapPost("/", Create).DisableAntiforgery().WithName("CreateLora")
             .WithSummary("Start a training from 15–30 photos (multipart/form-data).")
-            .Accepts<LoraFormFields>("multipart/form-data")
+            .Reads<LoraFormFields>("multipart/form-data")
             .Produces<LoraCreated>(StatusCodes.Status202Accepted)
-            .Refuses(400, "validation_failed", "malformed_multipart", "too_few_images", "too_many_images", "image_too_large", "unsupported_image",
-                "image_too_small", "image_too_many_pixels", "duplicate_image", "webhook_url_not_allowed")
+            .Refuses(400, "validation_failed", "malformed_multipart", "too_few_images", "too_many_images", MediaCodes.TooLarge, MediaCodes.Unsupported,
+                MediaCodes.TooSmall, MediaCodes.TooManyPixels, MediaCodes.MetadataTooLarge, "duplicate_image", "webhook_url_not_allowed")
             .Refuses(402, "insufficient_credits")
             .Refuses(408, RequestLimits.RequestTimeout)
             .Refuses(409, "idempotency_in_progress")
