@@ -112,8 +112,7 @@ public static class ApiContract
         }
         if (type != typeof(ProblemDetails) && ApiExamples.For(type) is { } example)
         {
-            var options = context.ApplicationServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>();
-            schema.Examples = [JsonSerializer.SerializeToNode(example, type, options.Value.SerializerOptions)!];
+            schema.Examples = [JsonSerializer.SerializeToNode(example, type, ApiJson.Options)!];
         }
         return Task.CompletedTask;
     }

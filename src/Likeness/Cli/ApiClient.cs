@@ -14,9 +14,6 @@ namespace Likeness.Cli;
 internal sealed class ApiProblemException(int status, ProblemDetails problem)
     : Exception($"{status} {CodeOf(problem) ?? problem.Title}: {problem.Detail ?? problem.Title}{FieldsOf(problem)}")
 {
-    public int Status => status;
-    public string? Code => CodeOf(problem);
-
     private static string? CodeOf(ProblemDetails problem) => problem.Extensions.TryGetValue("code", out var code) ? code?.ToString() : null;
 
     /// <summary>validation_failed's per-field messages, on the same line.</summary>

@@ -98,7 +98,8 @@ internal static class ClientCommands
                     bar.Value = p.Step;
                 }
                 bar.Description = Markup.Escape(lora.Progress is { } q
-                    ? $"{lora.Status} {q.Phase} {q.Step}/{q.TotalSteps}{(q.EtaSeconds is { } eta ? $", ETA {TimeSpan.FromSeconds(eta):g}" : "")}"
+                    ? $"{lora.Status} {(q.Phase == LoraProgress.Captioning ? "captioned" : "step")} {q.Step}/{q.TotalSteps}" +
+                      (q.EtaSeconds is { } eta ? $", ETA {TimeSpan.FromSeconds(eta):g}" : "")
                     : lora.Status);
                 if (lora.Status is LoraStatus.Ready or LoraStatus.Failed or LoraStatus.Archived)
                 {
