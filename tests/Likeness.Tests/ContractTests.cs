@@ -60,6 +60,14 @@ public sealed class ContractTests(ServerFixture fixture, ITestOutputHelper outpu
         }
         Assert.True(operations >= 13, $"only {operations} operations");
 
+        // Query parameters the handlers read as text are documented as what they accept.
+        var listParameters = document.GetProperty("paths").GetProperty("/v2/loras").GetProperty("get").GetProperty("parameters").EnumerateArray()
+            .ToDictionary(p => p.GetProperty("name").GetString()!, p => p.GetProperty("schema"));
+        Assert.Equal("integer", listParameters["limit"].GetProperty("type").GetString());
+        Assert.Equal(100, listParameters["limit"].GetProperty("maximum").GetInt32());
+        Assert.Equal("boolean", listParameters["includeArchived"].GetProperty("type").GetString());
+        Assert.Contains("READY", listParameters["status"].GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
+
         // The upload is multipart/form-data with the form's every field and the repeated 'images' part.
         JsonElement BodySchema(string path, string contentType) => Resolve(document.GetProperty("paths").GetProperty(path).GetProperty("post")
             .GetProperty("requestBody").GetProperty("content").GetProperty(contentType).GetProperty("schema"));
@@ -128,7 +136,7 @@ public sealed class ContractTests(ServerFixture fixture, ITestOutputHelper outpu
 
         var team = await client.GetTeamAsync();
         Assert.Equal(creditsBefore - 257 - 2, (long)team.Credits);
-        var listed = await client.ListLorasAsync(null, "5", null, null);
+        var listed = await client.ListLorasAsync(null, 5, false, generated.Enum("Status", "READY"));
         Assert.Contains((IEnumerable<dynamic>)listed.Items, l => (string)l.Id == (string)created.Id);
 
         // A refusal arrives as the generator's typed exception carrying the problem, code included.

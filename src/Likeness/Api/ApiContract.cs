@@ -122,9 +122,24 @@ public static class ApiContract
         if (schema.Properties is not null && schema.Properties.TryGetValue(property, out var s) && s is OpenApiSchema p) p.Enum = values.Select(v => (JsonNode)JsonValue.Create(v)).ToList();
     }
 
+    /// <summary>
+    /// The query parameters the handlers bind as text, to answer a bad value with their own problem: the document states
+    /// what they accept. A name means the same thing on every operation.
+    /// </summary>
+    private static readonly Dictionary<string, Func<OpenApiSchema>> QuerySchemas = new()
+    {
+        ["limit"] = () => new OpenApiSchema { Type = JsonSchemaType.Integer, Format = "int32", Minimum = "1", Maximum = "100", Default = 24 },
+        ["includeArchived"] = () => new OpenApiSchema { Type = JsonSchemaType.Boolean, Default = false },
+        ["purge"] = () => new OpenApiSchema { Type = JsonSchemaType.Boolean, Default = false },
+        ["status"] = () => new OpenApiSchema { Type = JsonSchemaType.String, Enum = [.. Core.Data.LoraStatus.All.Select(v => (JsonNode)v)] },
+        ["format"] = () => new OpenApiSchema { Type = JsonSchemaType.String, Enum = ["native", "peft", "diffusers", "kohya"], Default = "native" },
+    };
+
     private static async Task DocumentOperation(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken ct)
     {
         var metadata = context.Description.ActionDescriptor.EndpointMetadata;
+        foreach (var parameter in operation.Parameters?.OfType<OpenApiParameter>() ?? [])
+            if (parameter.In == ParameterLocation.Query && QuerySchemas.TryGetValue(parameter.Name!, out var schema)) parameter.Schema = schema();
         if (metadata.OfType<DocumentedBody>().LastOrDefault() is { } body && context.Document is { } document)
         {
             // A named component, as Accepts would make it, so that generated clients name the type after the record.
