@@ -1,6 +1,9 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Likeness.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 
 namespace Likeness.Tests;
 
@@ -94,6 +97,37 @@ public sealed partial class ClientCliTests(ServerFixture fixture) : IClassFixtur
         Assert.Equal(1, invalid.ExitCode);
         Assert.StartsWith("likeness: 400 validation_failed: One or more fields are invalid: ", Assert.Single(invalid.Errors));
         Assert.Contains("gender is required", invalid.Errors[0]);
+    }
+
+    [Fact]
+    public async Task Retries_429_and_503_after_their_Retry_After()
+    {
+        // An overloaded proxy in front of the server: it turns the first two calls away, then passes calls through.
+        var turnedAway = new ConcurrentQueue<int>([429, 503]);
+        var seen = new ConcurrentQueue<DateTime>();
+        using var upstream = Server.CreateClient(null);
+        var (proxy, address) = await Loopback.StartAsync(app => app.Map("/{**path}", async (HttpContext http) =>
+        {
+            seen.Enqueue(DateTime.UtcNow);
+            if (turnedAway.TryDequeue(out var status))
+            {
+                http.Response.Headers.RetryAfter = "2";
+                return Results.StatusCode(status);
+            }
+            using var forward = new HttpRequestMessage(HttpMethod.Get, http.Request.Path + http.Request.QueryString);
+            forward.Headers.Add("X-API-Key", http.Request.Headers["X-API-Key"].ToString());
+            using var answer = await upstream.SendAsync(forward);
+            return Results.Content(await answer.Content.ReadAsStringAsync(), "application/json", statusCode: (int)answer.StatusCode);
+        }));
+        await using (proxy)
+        {
+            var listed = await RunAsync(new Dictionary<string, string?>(), "loras", "list", "--url", address, "--api-key", Server.ApiKey);
+            Assert.True(listed.ExitCode == 0, listed.Output);
+            var times = seen.ToList();
+            Assert.Equal(3, times.Count);
+            // Retry-After: 2 each time, not the 1 s (then 2 s) exponential backoff with jitter it replaces.
+            Assert.All(times.Zip(times.Skip(1)), pair => Assert.True(pair.Second - pair.First >= TimeSpan.FromSeconds(1.9), $"retried after {pair.Second - pair.First}"));
+        }
     }
 
     [Fact]
