@@ -14,6 +14,8 @@ var root = new RootCommand("Likeness: train personal FLUX.1 LoRAs from 15–30 p
     AdminCommands.Keys(),
     AdminCommands.Credits(),
     EngineCommand.Create(),
+    ClientCommands.Loras(),
+    ClientCommands.Generate(),
 };
 foreach (var option in CommonOptions.All) root.Options.Add(option);
 try

@@ -10,7 +10,9 @@ public static class FileEndpoints
     public static RouteGroupBuilder MapFiles(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v2/files").WithTags("Files");
-        group.MapGet("/{**key}", Download).WithSummary("A generated image behind a signed, expiring link (no API key).");
+        group.MapGet("/{**key}", Download).WithName("DownloadFile").WithSummary("A generated image behind a signed, expiring link (no API key).")
+            .Produces<Stream>(contentType: "image/png", additionalContentTypes: ["image/jpeg", "image/webp"])
+            .Refuses(403, "link_invalid", "link_expired").Refuses(404, "not_found");
         return group;
     }
 

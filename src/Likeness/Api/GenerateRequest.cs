@@ -1,6 +1,9 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Likeness.Core.Common;
 using Likeness.Core.Generations;
 
@@ -10,6 +13,7 @@ namespace Likeness.Api;
 public static class GenerateRequest
 {
     public const int MaxBodyBytes = 64 * 1024;
+    public const string Model = "flux-lora";
     public static readonly string[] Formats = ["png", "jpg", "webp"];
 
     public sealed record Parsed(string Model, string Prompt, GenerationParams Params);
@@ -22,7 +26,7 @@ public static class GenerateRequest
 
         var model = root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : null;
         if (model is null) Fail("model", "model is required: \"flux-lora\".");
-        else if (model != "flux-lora") return (null, Problems.Of(400, "unsupported_model", $"model '{model}' is not supported; use \"flux-lora\"."));
+        else if (model != Model) return (null, Problems.Of(400, "unsupported_model", $"model '{model}' is not supported; use \"flux-lora\"."));
 
         string? prompt = null;
         if (!root.TryGetProperty("prompt", out var pr) || pr.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(pr.GetString()))
@@ -85,3 +89,23 @@ public static class GenerateRequest
         return fallback;
     }
 }
+
+/// <summary>
+/// The body of <c>POST /v2/images/generate</c> as the contract states it (the OpenAPI schema, and what
+/// <c>likeness generate</c> sends). The server parses the JSON itself (<see cref="GenerateRequest"/>), field by field.
+/// </summary>
+public sealed record GenerateBody(
+    [property: Description("Always flux-lora.")] string Model,
+    [property: Description("What to draw; the LoRA's trigger word is prepended unless the prompt has it."), StringLength(2000, MinimumLength = 1)] string Prompt,
+    FluxLoraParams FluxLoraParams);
+
+/// <summary>The generation's parameters, snake_case as the seed's API; every one but <c>loraId</c> has a default.</summary>
+public sealed record FluxLoraParams(
+    [property: JsonPropertyName("loraId"), Description("A READY LoRA of the team.")] string LoraId,
+    [property: JsonPropertyName("num_outputs"), Range(1, 4), DefaultValue(1)] int? NumOutputs = null,
+    [property: JsonPropertyName("aspect_ratio"), DefaultValue("1:1")] string? AspectRatio = null,
+    [property: JsonPropertyName("output_format"), DefaultValue("png")] string? OutputFormat = null,
+    [property: JsonPropertyName("lora_strength"), Range(0, 1.5), DefaultValue(1.0)] double? LoraStrength = null,
+    [property: JsonPropertyName("guidance_scale"), Range(1, 10), DefaultValue(3.5)] double? GuidanceScale = null,
+    [property: JsonPropertyName("num_inference_steps"), Range(4, 50), DefaultValue(28)] int? NumInferenceSteps = null,
+    [property: JsonPropertyName("seed"), Description("Random when absent (and returned); image i uses seed + i."), Range(0, 9_007_199_254_740_991)] long? Seed = null);

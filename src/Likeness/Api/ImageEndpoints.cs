@@ -13,10 +13,21 @@ public static class ImageEndpoints
 {
     public static RouteGroupBuilder MapImages(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v2/images").WithTags("Images");
-        group.MapPost("/generate", Generate)
-            .WithSummary("Generate 1–4 photos with a READY LoRA; waits up to 60 s unless 'Prefer: respond-async'.");
-        group.MapGet("/{id}", Get).WithSummary("A generation, with fresh signed image links.");
+        var group = app.MapGroup("/v2/images").WithTags("Images").Refuses(401, "unauthorized");
+        group.MapPost("/generate", Generate).WithName("GenerateImages")
+            .WithSummary("Generate 1–4 photos with a READY LoRA; waits up to 60 s unless 'Prefer: respond-async'.")
+            .Reads<GenerateBody>("application/json")
+            .Produces<GenerationResponse>(StatusCodes.Status200OK)
+            .Produces<GenerationResponse>(StatusCodes.Status202Accepted)
+            .Refuses(400, "validation_failed", "unsupported_model", "invalid_id")
+            .Refuses(402, "insufficient_credits")
+            .Refuses(404, "not_found")
+            .Refuses(409, "lora_not_ready", "idempotency_in_progress")
+            .Refuses(410, "lora_archived")
+            .Refuses(413, "payload_too_large")
+            .Refuses(422, "idempotency_key_reused");
+        group.MapGet("/{id}", Get).WithName("GetGeneration").WithSummary("A generation, with fresh signed image links.")
+            .Produces<GenerationResponse>().Refuses(400, "invalid_id").Refuses(404, "not_found");
         return group;
     }
 

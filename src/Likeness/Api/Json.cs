@@ -5,6 +5,22 @@ using Likeness.Core.Common;
 
 namespace Likeness.Api;
 
+/// <summary>The API's wire format, the same for the server and <c>likeness</c>'s client verbs.</summary>
+public static class ApiJson
+{
+    public static JsonSerializerOptions Options { get; } = Configure(new JsonSerializerOptions(JsonSerializerDefaults.Web));
+
+    public static JsonSerializerOptions Configure(JsonSerializerOptions o)
+    {
+        o.Converters.Add(new UtcMillisecondsConverter());
+        o.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+        o.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
+        // Numbers are numbers on the wire (and in the OpenAPI schemas), never also strings.
+        o.NumberHandling = JsonNumberHandling.Strict;
+        return o;
+    }
+}
+
 /// <summary>Writes every DateTime as ISO-8601 UTC with milliseconds.</summary>
 public sealed class UtcMillisecondsConverter : JsonConverter<DateTime>
 {

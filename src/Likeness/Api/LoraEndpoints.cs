@@ -21,16 +21,38 @@ public static class LoraEndpoints
 {
     public static RouteGroupBuilder MapLoras(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v2/loras").WithTags("LoRAs");
-        group.MapPost("/", Create).DisableAntiforgery()
-            .WithSummary("Start a training from 15–30 photos (multipart/form-data).");
-        group.MapGet("/", List).WithSummary("The team's LoRAs, newest first.");
-        group.MapGet("/{id}", Get).WithSummary("One LoRA (poll it for status).");
-        group.MapDelete("/{id}", Archive).WithSummary("Soft-archive; with purge=true also erase its photos, dataset, adapter and images.");
-        group.MapPost("/{id}/cancel", Cancel).WithSummary("Cancel a training before it is READY (full refund).");
-        group.MapGet("/{id}/weights", Weights).WithSummary("Download the adapter (safetensors).");
-        group.MapGet("/{id}/captions", Captions).WithSummary("Each dataset photo's caption, the captioner it came from and its size, once the dataset is stored.");
-        group.MapGet("/{id}/webhook-deliveries", Deliveries).WithSummary("Every webhook delivery attempt for this LoRA.");
+        var group = app.MapGroup("/v2/loras").WithTags("LoRAs").Refuses(401, "unauthorized");
+        group.MapPost("/", Create).DisableAntiforgery().WithName("CreateLora")
+            .WithSummary("Start a training from 15–30 photos (multipart/form-data).")
+            .Reads<LoraFormFields>("multipart/form-data")
+            .Produces<LoraCreated>(StatusCodes.Status202Accepted)
+            .Refuses(400, "validation_failed", "malformed_multipart", "too_few_images", "too_many_images", MediaCodes.TooLarge, MediaCodes.Unsupported,
+                MediaCodes.TooSmall, MediaCodes.TooManyPixels, MediaCodes.MetadataTooLarge, "duplicate_image", "webhook_url_not_allowed")
+            .Refuses(402, "insufficient_credits")
+            .Refuses(408, RequestLimits.RequestTimeout)
+            .Refuses(409, "idempotency_in_progress")
+            .Refuses(413, "payload_too_large")
+            .Refuses(422, "idempotency_key_reused")
+            .Refuses(429, "concurrency_limit")
+            .Refuses(507, "insufficient_storage");
+        group.MapGet("/", List).WithName("ListLoras").WithSummary("The team's LoRAs, newest first.")
+            .Refuses(400, "validation_failed", "invalid_cursor");
+        group.MapGet("/{id}", Get).WithName("GetLora").WithSummary("One LoRA (poll it for status).")
+            .Produces<LoraResponse>().Refuses(400, "invalid_id").Refuses(404, "not_found");
+        group.MapDelete("/{id}", Archive).WithName("ArchiveLora")
+            .WithSummary("Soft-archive; with purge=true also erase its photos, dataset, adapter and images.")
+            .Refuses(400, "invalid_id", "validation_failed").Refuses(404, "not_found");
+        group.MapPost("/{id}/cancel", Cancel).WithName("CancelLora").WithSummary("Cancel a training before it is READY (full refund).")
+            .Produces<LoraResponse>().Refuses(400, "invalid_id").Refuses(404, "not_found").Refuses(409, "not_cancellable");
+        group.MapGet("/{id}/weights", Weights).WithName("GetLoraWeights").WithSummary("Download the adapter (safetensors).")
+            .Produces<Stream>(contentType: "application/octet-stream")
+            .Refuses(400, "invalid_id", "validation_failed").Refuses(404, "not_found").Refuses(409, "lora_not_ready");
+        group.MapGet("/{id}/captions", Captions).WithName("ListLoraCaptions")
+            .WithSummary("Each dataset photo's caption, the captioner it came from and its size, once the dataset is stored.")
+            .Refuses(400, "invalid_id").Refuses(404, "not_found").Refuses(409, "lora_not_ready");
+        group.MapGet("/{id}/webhook-deliveries", Deliveries).WithName("ListWebhookDeliveries")
+            .WithSummary("Every webhook delivery attempt for this LoRA.")
+            .Produces<Page<WebhookDeliveryResponse>>().Refuses(400, "invalid_id").Refuses(404, "not_found");
         group.MapLoraEvents();
         return group;
     }

@@ -35,10 +35,9 @@ public sealed class LoraEventOptions
 public static class LoraEvents
 {
     public static RouteHandlerBuilder MapLoraEvents(this IEndpointRouteBuilder group) =>
-        group.MapGet("/{id}/events", Stream)
+        group.MapGet("/{id}/events", Stream).WithName("StreamLoraEvents")
             .WithSummary("The LoRA as Server-Sent Events (text/event-stream): its JSON at once and at every change, a heartbeat comment every 15 s; ends after READY, FAILED or ARCHIVED.")
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .Refuses(400, "invalid_id").Refuses(404, "not_found");
 
     private static async Task<Results<LoraEventStream, ProblemHttpResult>> Stream(HttpContext http, LikenessDb db, string id)
     {

@@ -19,7 +19,7 @@ public static class Problems
             detail: detail,
             statusCode: status,
             title: title ?? TitleFor(code),
-            type: $"https://likeness.dev/problems/{code.Replace('_', '-')}",
+            type: TypeFor(code),
             extensions: extensions);
     }
 
@@ -36,7 +36,9 @@ public static class Problems
 
     private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "…";
 
-    private static string TitleFor(string code) => code switch
+    public static string TypeFor(string code) => $"https://likeness.dev/problems/{code.Replace('_', '-')}";
+
+    public static string TitleFor(string code) => code switch
     {
         "validation_failed" => "Validation failed",
         "unauthorized" => "Unauthorized",

@@ -12,9 +12,11 @@ public static class TeamEndpoints
 {
     public static RouteGroupBuilder MapTeam(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v2/team").WithTags("Team");
-        group.MapGet("/", Get).WithSummary("The caller's team: credits, cap and active trainings.");
-        group.MapGet("/ledger", Ledger).WithSummary("Every charge, refund and grant, newest first.");
+        var group = app.MapGroup("/v2/team").WithTags("Team").Refuses(401, "unauthorized");
+        group.MapGet("/", Get).WithName("GetTeam").WithSummary("The caller's team: credits, cap and active trainings.")
+            .Produces<TeamResponse>();
+        group.MapGet("/ledger", Ledger).WithName("ListLedger").WithSummary("Every charge, refund and grant, newest first.")
+            .Refuses(400, "validation_failed", "invalid_cursor");
         return group;
     }
 

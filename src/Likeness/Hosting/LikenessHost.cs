@@ -143,14 +143,9 @@ public static class LikenessHost
             p.Extensions.TryAdd("traceId", System.Diagnostics.Activity.Current?.Id ?? context.HttpContext.TraceIdentifier);
             if (p.Status >= 500) p.Detail = "An unexpected error occurred; it has been logged.";
         });
-        services.AddOpenApi();
+        services.AddLikenessOpenApi();
         services.AddOptions<LoraEventOptions>().BindConfiguration(LoraEventOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.ConfigureHttpJsonOptions(o =>
-        {
-            o.SerializerOptions.Converters.Add(new UtcMillisecondsConverter());
-            o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
-            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
-        });
+        services.ConfigureHttpJsonOptions(o => ApiJson.Configure(o.SerializerOptions));
 
         services.AddSingleton(TimeProvider.System);
         services.AddMetrics();

@@ -7,11 +7,14 @@ public sealed class LikenessProcess : IDisposable
 {
     private readonly Process _process;
     private readonly List<string> _output = [];
+    private readonly List<string> _errors = [];
 
     private LikenessProcess(Process process) => _process = process;
 
     public bool HasExited => _process.HasExited;
     public string Output { get { lock (_output) return string.Join('\n', _output); } }
+    /// <summary>What it wrote to stderr alone (also part of <see cref="Output"/>).</summary>
+    public string[] Errors { get { lock (_output) return [.. _errors]; } }
 
     /// <summary>Test settings every child gets: the lowered step floor, short leases, fast polling.</summary>
     public static readonly Dictionary<string, string> TestEnvironment = new()
@@ -42,7 +45,15 @@ public sealed class LikenessProcess : IDisposable
             else info.Environment[k] = v;
         var process = new LikenessProcess(Process.Start(info)!);
         process._process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (process._output) process._output.Add(e.Data); };
-        process._process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (process._output) process._output.Add(e.Data); };
+        process._process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (process._output)
+            {
+                process._output.Add(e.Data);
+                process._errors.Add(e.Data);
+            }
+        };
         process._process.BeginOutputReadLine();
         process._process.BeginErrorReadLine();
         return process;
