@@ -147,7 +147,7 @@ public sealed class HotReads : IDisposable
     /// <summary>
     /// On PostgreSQL the command is prepared at each use, once its values are bound (Npgsql types the statement from
     /// them): the connection came back from the pool, and Npgsql finds the statement already prepared on the physical
-    /// connection without a round trip. On SQLite the open connection keeps the statement from the first execution.
+    /// connection without a round trip. On SQLite it was prepared when made, on the connection that stays open.
     /// </summary>
     private async Task<DbDataReader> ExecuteAsync(DbCommand command, CommandBehavior behavior, CancellationToken ct)
     {
@@ -253,6 +253,9 @@ public sealed class HotReads : IDisposable
                     parameter.ParameterName = "@p" + i;
                     command.Parameters.Add(parameter);
                 }
+                // Microsoft.Data.Sqlite keeps a command's statements across executions only once it was prepared;
+                // otherwise it parses the SQL again at each one.
+                if (connection is SqliteConnection) command.Prepare();
                 _commands[sql] = command;
             }
             return command;
