@@ -1,10 +1,12 @@
+using System.Diagnostics;
 using System.Net.Http.Headers;
 using Likeness.Core.Teams;
 using Likeness.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
 
 namespace Likeness.Tests;
 
-/// <summary>The key lookup on every request (a compiled query on a pooled context since issue #11) keeps its rules.</summary>
+/// <summary>The key lookup on every request (a few seconds' cache over a plain read since issue #11) keeps its rules.</summary>
 public sealed class AuthenticationTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
     private LikenessServer Server => fixture.Server;
@@ -27,5 +29,23 @@ public sealed class AuthenticationTests(ServerFixture fixture) : IClassFixture<S
         await Problem.AssertAsync(await near.GetAsync("/v2/team"), 401, "unauthorized");
         // The fixture's own key still works.
         Assert.True((await Server.Client.GetAsync("/v2/team")).IsSuccessStatusCode);
+    }
+
+    [Fact]
+    public async Task A_key_revoked_by_another_process_is_refused_within_the_cache_lifetime()
+    {
+        var (team, key) = await Server.WithDb(db => TeamAdmin.CreateTeamAsync(db, "elsewhere-" + Guid.NewGuid().ToString("N")[..8], 100, 1, TimeProvider.System, default));
+        using var client = Server.CreateClient(key);
+        Assert.Equal(100, await Server.CreditsAsync(client));
+
+        // As the CLI or another node revokes it: the row changes, and this process hears nothing of it.
+        await Server.WithDb(db => db.ApiKeys.Where(k => k.TeamId == team.Id).ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, DateTime.UtcNow)));
+        var since = Stopwatch.StartNew();
+        while ((await client.GetAsync("/v2/team")).IsSuccessStatusCode)
+        {
+            Assert.True(since.Elapsed < ApiKeyCache.Lifetime + TimeSpan.FromSeconds(1), $"still accepted {since.Elapsed} after its revocation");
+            await Task.Delay(100);
+        }
+        await Problem.AssertAsync(await client.GetAsync("/v2/loras"), 401, "unauthorized");
     }
 }

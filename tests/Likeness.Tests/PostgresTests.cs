@@ -2,8 +2,10 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Likeness.Core.Data;
+using Likeness.Api;
 using Likeness.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
 
 namespace Likeness.Tests;
 
@@ -15,6 +17,33 @@ public sealed class PostgresTests
         ["Likeness:Database"] = pg.ConnectionString,
         ["Likeness:Role"] = role,
     };
+
+    [SkippableFact]
+    public async Task Starts_on_a_fresh_database_and_makes_the_file_link_secret_once_without_an_error_in_the_log()
+    {
+        Skip.If(PostgresDatabase.SkipReason is not null, PostgresDatabase.SkipReason);
+        await using var pg = await PostgresDatabase.CreateAsync();
+        var logs = new LogCapture();
+        // The first start migrates a database without the migrations history table.
+        await using var server = await LikenessServer.StartAsync(On(pg, "api"), services: logs.AddTo);
+        var secret = await server.WithDb(db => db.ServerSecrets.SingleAsync(s => s.Name == FileLinks.SecretName));
+
+        // Nodes starting together all find no secret and all make one: the first insert wins, the others read it.
+        await server.WithDb(db => db.ServerSecrets.ExecuteDeleteAsync());
+        var nodes = Enumerable.Range(0, 6).Select(_ => ActivatorUtilities.CreateInstance<FileLinks>(server.App.Services)).ToList();
+        await Task.WhenAll(nodes.Select(async links =>
+        {
+            using var scope = server.App.Services.CreateScope();
+            await links.LoadSecretAsync(scope.ServiceProvider.GetRequiredService<LikenessDb>(), default);
+        }));
+        var made = await server.WithDb(db => db.ServerSecrets.SingleAsync());
+        Assert.NotEqual(secret.Value, made.Value);
+        // Every node signs with the one secret that was kept.
+        Assert.Single(nodes.Select(n => n.Url("x", DateTimeOffset.UnixEpoch)).Distinct());
+
+        var errors = logs.Entries.Where(e => e.Level >= LogLevel.Error).ToList();
+        Assert.True(errors.Count == 0, string.Join('\n', errors));
+    }
 
     [SkippableFact]
     public async Task Accepts_exactly_the_cap_out_of_50_concurrent_submissions_on_postgres()

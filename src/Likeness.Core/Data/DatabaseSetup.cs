@@ -1,6 +1,8 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.Extensions.DependencyInjection;
 using System.Data.Common;
 using System.Runtime.CompilerServices;
@@ -25,6 +27,7 @@ public static class DatabaseSetup
             // Pooled: a request leases a ready context instead of building options and services anew (see SqlitePragmas).
             services.AddDbContextPool<PostgresLikenessDb>(o => o.UseNpgsql(database, npgsql => npgsql.CommandTimeout(60)));
             services.AddScoped<LikenessDb>(sp => sp.GetRequiredService<PostgresLikenessDb>());
+            services.AddSingleton(_ => HotReads.ForPostgres(database));
             return services;
         }
         var path = database["sqlite:".Length..];
@@ -41,50 +44,71 @@ public static class DatabaseSetup
         // (issue #11's profile); the pool hands out a reset context, its options built once.
         services.AddDbContextPool<SqliteLikenessDb>(o => o
             .UseSqlite(connectionString)
-            .AddInterceptors(new SqlitePragmas()));
+            .AddInterceptors(new SqlitePragmasInterceptor()));
         services.AddScoped<LikenessDb>(sp => sp.GetRequiredService<SqliteLikenessDb>());
+        services.AddSingleton(_ => HotReads.ForSqlite(connectionString));
         return services;
     }
 
     /// <summary>
-    /// WAL lets readers run beside the one writer; busy_timeout makes writers queue instead of failing. The pragmas
-    /// belong to the physical connection, which Microsoft.Data.Sqlite's pool keeps open across logical opens, so they
-    /// run once per physical connection (known by its native handle), not at every open: EF opens and closes the
-    /// connection around every query, and re-running them cost each request two more statements to parse and run.
+    /// Applies the migrations. The history table is created first with EF's own script (<c>IF NOT EXISTS</c>): on a
+    /// fresh PostgreSQL database EF otherwise reads the table before making it, and logs the failed read — which it
+    /// expects and handles — as an error with the command's text on every first start.
     /// </summary>
-    private sealed class SqlitePragmas : DbConnectionInterceptor
+    public static async Task MigrateAsync(LikenessDb db, CancellationToken ct)
     {
-        private const string Pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=60000; PRAGMA foreign_keys=ON;";
-        private static readonly object Configured = new();
-        private readonly ConditionalWeakTable<object, object> _configured = new();
+        var history = db.GetService<IHistoryRepository>();
+        await db.Database.ExecuteSqlRawAsync(history.GetCreateIfNotExistsScript(), ct);
+        await db.Database.MigrateAsync(ct);
+    }
 
-        public override async Task ConnectionOpenedAsync(DbConnection connection, ConnectionEndEventData eventData, CancellationToken cancellationToken = default)
-        {
-            if (!NeedsPragmas(connection, out var handle)) return;
-            await using var cmd = connection.CreateCommand();
-            cmd.CommandText = Pragmas;
-            await cmd.ExecuteNonQueryAsync(cancellationToken);
-            Remember(handle);
-        }
+    /// <summary>Runs <see cref="SqlitePragmas"/> on every connection EF opens.</summary>
+    private sealed class SqlitePragmasInterceptor : DbConnectionInterceptor
+    {
+        public override Task ConnectionOpenedAsync(DbConnection connection, ConnectionEndEventData eventData, CancellationToken cancellationToken = default) =>
+            connection is SqliteConnection sqlite ? SqlitePragmas.EnsureAsync(sqlite, cancellationToken) : Task.CompletedTask;
 
         public override void ConnectionOpened(DbConnection connection, ConnectionEndEventData eventData)
         {
-            if (!NeedsPragmas(connection, out var handle)) return;
-            using var cmd = connection.CreateCommand();
-            cmd.CommandText = Pragmas;
-            cmd.ExecuteNonQuery();
-            Remember(handle);
+            if (connection is SqliteConnection sqlite) SqlitePragmas.Ensure(sqlite);
         }
+    }
+}
 
-        private bool NeedsPragmas(DbConnection connection, out object? handle)
-        {
-            handle = (connection as SqliteConnection)?.Handle;
-            return handle is null || !_configured.TryGetValue(handle, out _);
-        }
+/// <summary>
+/// WAL lets readers run beside the one writer; busy_timeout makes writers queue instead of failing. The pragmas
+/// belong to the physical connection, which Microsoft.Data.Sqlite's pool keeps open across logical opens, so they
+/// run once per physical connection (known by its native handle), not at every open: EF opens and closes the
+/// connection around every query, and re-running them cost each request two more statements to parse and run.
+/// EF's connections and <see cref="HotReads"/>' share the pool, and both run them.
+/// </summary>
+internal static class SqlitePragmas
+{
+    private const string Pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=60000; PRAGMA foreign_keys=ON;";
+    private static readonly object Configured = new();
+    private static readonly ConditionalWeakTable<object, object> ConfiguredHandles = new();
 
-        private void Remember(object? handle)
-        {
-            if (handle is not null) _configured.AddOrUpdate(handle, Configured);
-        }
+    public static async Task EnsureAsync(SqliteConnection connection, CancellationToken ct)
+    {
+        if (!Needed(connection, out var handle)) return;
+        await using var cmd = connection.CreateCommand();
+        cmd.CommandText = Pragmas;
+        await cmd.ExecuteNonQueryAsync(ct);
+        ConfiguredHandles.AddOrUpdate(handle, Configured);
+    }
+
+    public static void Ensure(SqliteConnection connection)
+    {
+        if (!Needed(connection, out var handle)) return;
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = Pragmas;
+        cmd.ExecuteNonQuery();
+        ConfiguredHandles.AddOrUpdate(handle, Configured);
+    }
+
+    private static bool Needed(SqliteConnection connection, out object handle)
+    {
+        handle = connection.Handle ?? throw new InvalidOperationException("The connection is not open.");
+        return !ConfiguredHandles.TryGetValue(handle, out _);
     }
 }

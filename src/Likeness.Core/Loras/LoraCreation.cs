@@ -92,15 +92,16 @@ public sealed class LoraCreation(LikenessDb db, IBlobStore blobs, TriggerWordGen
             JobQueue.Enqueue(db, JobQueues.Caption, loraId, now);
             try
             {
-                await db.SaveChangesAsync(ct);
+                using (HandledConflicts.Expect()) await db.SaveChangesAsync(ct);
                 if (!await CreditLedger.TryChargeAsync(db, teamId, LoraLifecycle.CreateFee, LedgerReasons.LoraCreate, now, ct, loraId: loraId))
                     return new CreateResult(CreateOutcome.InsufficientCredits, null);
                 await idempotency.RecordAsync(db, loraId, ct);
                 await tx.CommitAsync(ct);
                 return new CreateResult(CreateOutcome.Created, lora);
             }
-            catch (DbUpdateException) when (attempt < 5)
+            catch (DbUpdateException e) when (attempt < 5 && HandledConflicts.IsUniqueViolation(e))
             {
+                logger.LogInformation("Trigger word {Word} was taken by a concurrent creation; {Lora} tries another", word, loraId);
                 await tx.RollbackAsync(CancellationToken.None);
             }
         }

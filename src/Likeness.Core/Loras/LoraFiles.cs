@@ -17,7 +17,7 @@ public sealed class LoraFiles(LikenessDb db, IBlobStore blobs, PipelineOptions o
     public async Task DiscardDatasetAsync(string loraId, CancellationToken ct)
     {
         await blobs.DeletePrefixAsync(BlobKeys.Dataset(loraId), ct);
-        DeleteFolder(options.LoraWorkFolder(loraId));
+        await DeleteFolderAsync(options.LoraWorkFolder(loraId));
     }
 
     /// <summary>
@@ -30,13 +30,29 @@ public sealed class LoraFiles(LikenessDb db, IBlobStore blobs, PipelineOptions o
         var generationIds = await db.Generations.Where(g => g.LoraId == loraId).Select(g => g.Id).ToListAsync(ct);
         await blobs.DeletePrefixAsync(BlobKeys.LoraPrefix(loraId), ct);
         foreach (var g in generationIds) await blobs.DeletePrefixAsync(BlobKeys.GenerationPrefix(g), ct);
-        DeleteFolder(options.LoraWorkFolder(loraId));
+        await DeleteFolderAsync(options.LoraWorkFolder(loraId));
         var cached = options.CachedAdapter(loraId);
         if (File.Exists(cached)) File.Delete(cached);
     }
 
-    private static void DeleteFolder(string folder)
+    /// <summary>
+    /// A training being cancelled may still write a checkpoint into its folder for a moment (it stops at its next
+    /// heartbeat, and its handler discards the folder again then): a file that appears while the folder is deleted
+    /// makes the delete try again shortly, not the request fail (seen as a 500 on cancel in PurgeTests).
+    /// </summary>
+    private static async Task DeleteFolderAsync(string folder)
     {
-        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+                return;
+            }
+            catch (IOException) when (attempt < 5)
+            {
+                await Task.Delay(100 * attempt);
+            }
+        }
     }
 }

@@ -41,13 +41,19 @@ public static class TeamAdmin
         return (team, key);
     }
 
-    /// <summary>Revokes by the key itself or its id (key_…). Returns false when no active key matched.</summary>
+    /// <summary>
+    /// Revokes by the key itself or its id (key_…). Returns false when no active key matched. This process's
+    /// <see cref="ApiKeyCache"/>s forget the key at once; other processes' within <see cref="ApiKeyCache.Lifetime"/>.
+    /// </summary>
     public static async Task<bool> RevokeKeyAsync(LikenessDb db, string keyOrId, TimeProvider clock, CancellationToken ct)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var hash = Hashing.ApiKeyHash(keyOrId);
-        return await db.ApiKeys.Where(k => (k.Id == keyOrId || k.KeyHash == hash) && k.RevokedAt == null)
+        var revoked = await db.ApiKeys.Where(k => (k.Id == keyOrId || k.KeyHash == hash) && k.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, now), ct) > 0;
+        // After the update, so that a request reading the key meanwhile either sees the row revoked or is evicted.
+        ApiKeyCache.EvictEverywhere(keyOrId, hash);
+        return revoked;
     }
 
     public static async Task<Team> GrantAsync(LikenessDb db, string teamIdOrName, long amount, TimeProvider clock, CancellationToken ct)

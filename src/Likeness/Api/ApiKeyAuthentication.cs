@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using Likeness.Core.Common;
 using Likeness.Core.Data;
-using Microsoft.EntityFrameworkCore;
+using Likeness.Core.Teams;
 
 namespace Likeness.Api;
 
@@ -30,29 +30,30 @@ public static class ApiKeyAuthentication
             await RefuseAsync(context);
             return;
         }
-        var db = context.RequestServices.GetRequiredService<LikenessDb>();
-        // A read holds one connection for the whole request: EF otherwise opens and closes it around each query, and
-        // on SQLite every open re-registers EF's SQL functions on the pooled handle and every close removes them
-        // (issue #11's profile). Uploads do not: they would hold a database connection while the body streams in.
-        var holdConnection = HttpMethods.IsGet(context.Request.Method);
-        if (holdConnection) await db.Database.OpenConnectionAsync(context.RequestAborted);
-        try
+        var hash = Hashing.ApiKeyHash(key);
+        var row = await FindAsync(context.RequestServices, hash, context.RequestAborted);
+        if (row is null || !CryptographicOperations.FixedTimeEquals(row.KeyHash, hash))
         {
-            var hash = Hashing.ApiKeyHash(key);
-            var row = await HotQueries.ActiveKeyByHash(db, hash, context.RequestAborted);
-            if (row is null || !CryptographicOperations.FixedTimeEquals(row.KeyHash, hash))
-            {
-                await RefuseAsync(context);
-                return;
-            }
-            context.Items[CallerItem] = new Caller(row.TeamId, row.Id, hash);
-            await next(context);
+            await RefuseAsync(context);
+            return;
         }
-        finally
-        {
-            if (holdConnection) await db.Database.CloseConnectionAsync();
-        }
+        context.Items[CallerItem] = new Caller(row.TeamId, row.Id, hash);
+        await next(context);
     });
+
+    /// <summary>
+    /// The active key with this hash: from the process's cache when it read the key in the last few seconds, else from
+    /// the database (a plain prepared read, no EF context). See <see cref="ApiKeyCache"/> for what a revocation waits for.
+    /// </summary>
+    private static async ValueTask<ActiveKey?> FindAsync(IServiceProvider services, byte[] hash, CancellationToken ct)
+    {
+        var cache = services.GetRequiredService<ApiKeyCache>();
+        if (cache.TryGet(hash, out var cached)) return cached;
+        var version = cache.Version;
+        var row = await services.GetRequiredService<HotReads>().ActiveKeyAsync(hash, ct);
+        if (row is not null) cache.Add(row, version);
+        return row;
+    }
 
     private static Task RefuseAsync(HttpContext context)
     {

@@ -23,9 +23,11 @@ public sealed class FileLinks(IOptions<LikenessOptions> options, TimeProvider cl
         var row = await db.ServerSecrets.AsNoTracking().SingleOrDefaultAsync(s => s.Name == SecretName, ct);
         if (row is null)
         {
-            db.ServerSecrets.Add(new ServerSecret { Name = SecretName, Value = RandomNumberGenerator.GetBytes(32) });
-            try { await db.SaveChangesAsync(ct); }
-            catch (DbUpdateException) { db.ChangeTracker.Clear(); } // another node made it first
+            // Nodes starting together may all find none: the first insert wins and the others change nothing (a
+            // unique-key failure instead would be handled, but EF Core logs it as an error with its stack trace).
+            var value = RandomNumberGenerator.GetBytes(32);
+            await db.Database.ExecuteSqlAsync(
+                $"INSERT INTO server_secrets (\"Name\", \"Value\") VALUES ({SecretName}, {value}) ON CONFLICT DO NOTHING", ct);
             row = await db.ServerSecrets.AsNoTracking().SingleAsync(s => s.Name == SecretName, ct);
         }
         _secret = row.Value;

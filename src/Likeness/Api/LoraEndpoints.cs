@@ -155,7 +155,7 @@ public static class LoraEndpoints
             "The server has no room to store this upload right now; nothing was stored or charged. Retry later.");
     }
 
-    private static async Task<Results<Ok<Page<LoraResponse>>, ProblemHttpResult>> List(HttpContext http, LikenessDb db, string? cursor, string? limit, string? includeArchived, string? status)
+    private static async Task<Results<Ok<Page<LoraResponse>>, ProblemHttpResult>> List(HttpContext http, HotReads reads, string? cursor, string? limit, string? includeArchived, string? status)
     {
         var teamId = http.Caller().TeamId;
         if (Cursor.ParseLimit(limit, out var take) is { } badLimit) return badLimit;
@@ -166,18 +166,15 @@ public static class LoraEndpoints
         if (status is not null && !LoraStatus.All.Contains(status))
             return Problems.Field("status", "status must be one of " + string.Join(", ", LoraStatus.All) + ".");
 
-        var rows = new List<Lora>(take + 1);
-        await foreach (var row in HotQueries.TeamLoraPage(db, teamId, status, withArchived, after?.At ?? default, after?.Id, take + 1)
-            .WithCancellation(http.RequestAborted))
-            rows.Add(row);
+        var rows = await reads.TeamLoraPageAsync(teamId, status, withArchived, after?.At ?? default, after?.Id, take + 1, http.RequestAborted);
         var next = rows.Count > take ? new Cursor(rows[take - 1].CreatedAt.Ticks, rows[take - 1].Id).Encode() : null;
         return TypedResults.Ok(new Page<LoraResponse>(rows.Take(take).Select(LoraResponse.From).ToList(), next));
     }
 
-    private static async Task<IResult> Get(HttpContext http, LikenessDb db, string id)
+    private static async Task<IResult> Get(HttpContext http, HotReads reads, string id)
     {
         if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
-        var lora = await Find(db, http, id);
+        var lora = await reads.TeamLoraAsync(id, http.Caller().TeamId, http.RequestAborted);
         return lora is null ? Problems.NotFound("The LoRA") : TypedResults.Ok(LoraResponse.From(lora));
     }
 

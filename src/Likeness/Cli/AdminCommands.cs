@@ -67,7 +67,7 @@ internal static class AdminCommands
         {
             using var scope = services.CreateScope();
             var db = scope.ServiceProvider.GetRequiredService<LikenessDb>();
-            await db.Database.MigrateAsync(ct);
+            await DatabaseSetup.MigrateAsync(db, ct);
             try { await action(db); }
             catch (ArgumentException ex)
             {

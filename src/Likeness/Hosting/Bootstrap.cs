@@ -17,7 +17,7 @@ public sealed class Bootstrap(IServiceScopeFactory scopes, FileLinks links, IOpt
     {
         using var scope = scopes.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<LikenessDb>();
-        await db.Database.MigrateAsync(cancellationToken);
+        await DatabaseSetup.MigrateAsync(db, cancellationToken);
         await links.LoadSecretAsync(db, cancellationToken);
 
         var o = options.Value;

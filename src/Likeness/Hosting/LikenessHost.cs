@@ -11,6 +11,7 @@ using Likeness.Core.Loras;
 using Likeness.Core.Pipeline;
 using Likeness.Core.Ports;
 using Likeness.Core.Storage;
+using Likeness.Core.Teams;
 using Likeness.Core.TriggerWords;
 using Likeness.Core.Webhooks;
 using Likeness.EngineAdapters;
@@ -115,7 +116,9 @@ public static class LikenessHost
             logging.AddJsonConsole(o => { o.IncludeScopes = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ"; o.UseUtcTimestamp = true; });
         else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
         // The framework's own chatter (every SQL command, every request) only when asked for in configuration.
-        logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
+        // EF Core's errors for a unique-key conflict the code expects and handles are not errors (HandledConflicts).
+        logging.Services.Configure<LoggerFilterOptions>(o => o.Rules.Add(new LoggerFilterRule(null, "Microsoft.EntityFrameworkCore", LogLevel.Warning,
+            (_, category, level) => HandledConflicts.ShouldLog(category, level))));
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
     }
@@ -167,6 +170,7 @@ public static class LikenessHost
             services.AddHostedService(sp => sp.GetRequiredService<PostgresJobNotifications>());
         }
         services.AddSingleton<FileLinks>();
+        services.AddSingleton<ApiKeyCache>();
         services.AddSingleton<TriggerWordGenerator>();
         services.AddCaptioner(options);
         services.AddScoped<LoraLifecycle>();
