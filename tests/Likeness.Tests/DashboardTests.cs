@@ -30,8 +30,9 @@ public sealed class DashboardTests(BrowserFixture fixture) : IClassFixture<Brows
         await page.GetByLabel("Kind").SelectOptionAsync("person");
         await page.GetByLabel("Gender").SelectOptionAsync("female");
         await page.GetByLabel("Ethnicity").FillAsync("British");
-        // Enough steps that the training is seen in progress, few enough to stay quick.
-        await page.Locator("#f-steps").FillAsync("60");
+        // Enough steps that the training is seen in progress (the trainer writes its progress once a second, and a
+        // quiet machine runs 60 rank-8 steps in about as long), few enough to stay quick.
+        await page.Locator("#f-steps").FillAsync("200");
         await page.Locator("#f-rank").FillAsync("8");
         await page.GetByLabel("Webhook URL").FillAsync(receiver.Url);
         await BrowserFixture.ScreenshotAsync(page, "dashboard-upload", fullPage: true);
@@ -44,7 +45,7 @@ public sealed class DashboardTests(BrowserFixture fixture) : IClassFixture<Brows
         // Live progress from the event stream: the training's step and ETA in the list and the detail.
         var item = page.Locator($"#item-{id}");
         await Expect(item.Locator("progress")).ToBeVisibleAsync(new() { Timeout = (float)Training.TotalMilliseconds });
-        await Expect(detail.Locator(".status-line")).ToContainTextAsync(new Regex(@"Training: step [1-9]\d* of 60, about .+ left"),
+        await Expect(detail.Locator(".status-line")).ToContainTextAsync(new Regex(@"Training: step [1-9]\d* of 200, about .+ left"),
             new() { Timeout = (float)Training.TotalMilliseconds });
         await BrowserFixture.ScreenshotAsync(page, "dashboard-progress");
 
