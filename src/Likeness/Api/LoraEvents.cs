@@ -8,7 +8,6 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.AspNetCore.Http.Metadata;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Likeness.Api;
@@ -39,15 +38,13 @@ public static class LoraEvents
             .WithSummary("The LoRA as Server-Sent Events (text/event-stream): its JSON at once and at every change, a heartbeat comment every 15 s; ends after READY, FAILED or ARCHIVED.")
             .Refuses(400, "invalid_id").Refuses(404, "not_found");
 
-    private static async Task<Results<LoraEventStream, ProblemHttpResult>> Stream(HttpContext http, LikenessDb db, string id)
+    private static async Task<Results<LoraEventStream, ProblemHttpResult>> Stream(HttpContext http, HotReads reads, string id)
     {
         if (!Ids.IsLoraId(id)) return Problems.InvalidId(id);
         var teamId = http.Caller().TeamId;
-        if (await HotQueries.TeamLora(db, id, teamId, http.RequestAborted) is null) return Problems.NotFound("The LoRA");
+        if (await reads.TeamLoraAsync(id, teamId, http.RequestAborted) is null) return Problems.NotFound("The LoRA");
         return new LoraEventStream(id, teamId);
     }
-
-    public static bool IsTerminal(string status) => status is LoraStatus.Ready or LoraStatus.Failed or LoraStatus.Archived;
 }
 
 /// <summary>Writes the stream until the LoRA reaches a terminal state or the client goes away.</summary>
@@ -59,15 +56,14 @@ public sealed class LoraEventStream(string loraId, string teamId) : IResult, IEn
     public async Task ExecuteAsync(HttpContext http)
     {
         var services = http.RequestServices;
-        var db = services.GetRequiredService<LikenessDb>();
+        // Each read rents a connection from HotReads and gives it back, so a stream open for a whole training holds
+        // no connection or EF context between reads.
+        var reads = services.GetRequiredService<HotReads>();
         var settings = services.GetRequiredService<IOptions<LoraEventOptions>>().Value;
         var json = services.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
         var time = services.GetRequiredService<TimeProvider>();
         var ct = http.RequestAborted;
 
-        // A stream may stay open for the whole training: it must not hold the connection authentication opened for the
-        // request, only one per read.
-        await db.Database.CloseConnectionAsync();
         http.Features.GetRequiredFeature<IHttpResponseBodyFeature>().DisableBuffering();
         http.Response.StatusCode = StatusCodes.Status200OK;
         http.Response.ContentType = ContentType;
@@ -83,7 +79,7 @@ public sealed class LoraEventStream(string loraId, string teamId) : IResult, IEn
         {
             while (!ct.IsCancellationRequested)
             {
-                var lora = await HotQueries.TeamLora(db, loraId, teamId, ct);
+                var lora = await reads.TeamLoraAsync(loraId, teamId, ct);
                 if (lora is null) return; // purged from under the stream; a GET now answers 404
                 var body = JsonSerializer.Serialize(LoraResponse.From(lora), json);
                 if (body != last)
@@ -92,7 +88,7 @@ public sealed class LoraEventStream(string loraId, string teamId) : IResult, IEn
                     await http.Response.Body.WriteAsync(Encoding.UTF8.GetBytes($"id: {++sent}\nevent: lora\ndata: {body}\n\n"), ct);
                     await http.Response.Body.FlushAsync(ct);
                     quietSince = time.GetTimestamp();
-                    if (LoraEvents.IsTerminal(lora.Status)) return;
+                    if (!LoraStatus.IsActive(lora.Status)) return; // READY, FAILED or ARCHIVED
                 }
                 else if (time.GetElapsedTime(quietSince) >= settings.HeartbeatInterval)
                 {

@@ -101,7 +101,7 @@ internal static class ClientCommands
                     ? $"{lora.Status} {(q.Phase == LoraProgress.Captioning ? "captioned" : "step")} {q.Step}/{q.TotalSteps}" +
                       (q.EtaSeconds is { } eta ? $", ETA {TimeSpan.FromSeconds(eta):g}" : "")
                     : lora.Status);
-                if (lora.Status is LoraStatus.Ready or LoraStatus.Failed or LoraStatus.Archived)
+                if (!LoraStatus.IsActive(lora.Status))
                 {
                     if (lora.Status == LoraStatus.Ready) bar.Value = bar.MaxValue;
                     bar.StopTask();
