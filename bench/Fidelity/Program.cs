@@ -4,6 +4,7 @@
 // photos it resembles most in SceneFeatures' foreground-colour space. Also writes a montage for the README.
 // Usage: dotnet run --project bench/Fidelity -c Release -- --likeness bench/out/likeness/likeness.dll --emoji data/emoji
 //        [--subjects 4] [--out bench/out/fidelity] [--montage docs/fidelity.png] [--parallel 2 (services side by side)]
+//        [--seeds 1 (images per prompt and LoRA; the first seed's alone are the 16-image figure, all of them a steadier one)]
 //    or: dotnet run --project bench/Fidelity -c Release -- --quality --emoji data/emoji [--count 48]
 //        (the shipped flux-tiny alone: autoencoder PSNR and prompt following, see Quality.cs)
 using System.Diagnostics;
@@ -25,6 +26,7 @@ if (options.ContainsKey("quality"))
 var likeness = Path.GetFullPath(Arg("likeness", "bench/out/likeness/likeness.dll"));
 var catalog = EmojiCatalog.Load(Arg("emoji", "data/emoji"));
 var subjectCount = int.Parse(Arg("subjects", "4"));
+var seeds = int.Parse(Arg("seeds", "1"));
 var outFolder = Path.GetFullPath(Arg("out", "bench/out/fidelity"));
 var montagePath = options.ContainsKey("montage") ? Path.GetFullPath(options["montage"]) : null;
 var parallel = int.Parse(Arg("parallel", "1"));
@@ -131,6 +133,7 @@ try
 
     var prototypes = photos.Select(p => SceneFeatures.Mean(p.Select(SceneFeatures.Histogram))).ToList();
     var correct = 0;
+    var correctFirst = 0;
     var total = 0;
     var generated = new List<List<SKBitmap>>();
     var confusion = new int[subjects.Count, subjects.Count];
@@ -138,31 +141,35 @@ try
     {
         var mine = new List<SKBitmap>();
         for (var p = 0; p < prompts.Length; p++)
+        for (var k = 0; k < seeds; k++)
         {
             var prompt = string.Format(prompts[p].Text, loras[s].Trigger, prompts[p].Colour);
             var body = new JsonObject
             {
                 ["model"] = "flux-lora", ["prompt"] = prompt,
-                ["fluxLoraParams"] = new JsonObject { ["loraId"] = loras[s].Id, ["num_outputs"] = 1, ["seed"] = 7 + p },
+                ["fluxLoraParams"] = new JsonObject { ["loraId"] = loras[s].Id, ["num_outputs"] = 1, ["seed"] = 7 + p + 100 * k },
             };
             var generation = await (await Http(s).PostAsJsonAsync("/v2/images/generate", body)).EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonObject>();
             foreach (var image in generation!["images"]!.AsArray())
             {
                 var bytes = await Http(s).GetByteArrayAsync(image!["url"]!.GetValue<string>());
                 var bitmap = SKBitmap.Decode(bytes);
-                await File.WriteAllBytesAsync(Path.Combine(outFolder, $"subject{s}-prompt{p}.png"), bytes);
-                mine.Add(bitmap);
+                await File.WriteAllBytesAsync(Path.Combine(outFolder, k == 0 ? $"subject{s}-prompt{p}.png" : $"subject{s}-prompt{p}-seed{k}.png"), bytes);
+                if (k == 0) mine.Add(bitmap);
                 var features = SceneFeatures.Histogram(bitmap);
-                var attributed = Enumerable.Range(0, subjects.Count).MaxBy(k => SceneFeatures.Similarity(features, prototypes[k]));
+                var attributed = Enumerable.Range(0, subjects.Count).MaxBy(c => SceneFeatures.Similarity(features, prototypes[c]));
                 confusion[s, attributed]++;
                 total++;
                 if (attributed == s) correct++;
+                if (k == 0 && attributed == s) correctFirst++;
             }
         }
         generated.Add(mine);
     }
 
-    Console.WriteLine($"attributed to their own subject: {correct} of {total} ({100.0 * correct / total:F0} %; chance {100.0 / subjects.Count:F0} %)");
+    Console.WriteLine($"attributed to their own subject: {correctFirst} of {subjects.Count * prompts.Length} ({100.0 * correctFirst / (subjects.Count * prompts.Length):F0} %; chance {100.0 / subjects.Count:F0} %)");
+    if (seeds > 1)
+        Console.WriteLine($"over {seeds} seeds a prompt: {correct} of {total} ({100.0 * correct / total:F0} %)");
     Console.WriteLine("confusion (row: subject trained, column: subject attributed):");
     for (var s = 0; s < subjects.Count; s++)
         Console.WriteLine($"  {subjects[s].Entry.Name,-28} " + string.Join(" ", Enumerable.Range(0, subjects.Count).Select(k => confusion[s, k].ToString().PadLeft(2))));

@@ -73,22 +73,65 @@ public static class FluxSampling
     /// Euler integration of the flow: img += (t_prev − t_curr)·v(img, t_curr). One dispose scope per step.
     /// With <paramref name="unconditional"/> (the empty prompt's txt and vec), classifier-free guidance: each step
     /// runs both prompts as one batch and takes v = v_empty + <paramref name="cfgScale"/>·(v_prompt − v_empty), for
-    /// models that learned the empty prompt (caption dropout) and were not guidance-distilled.
+    /// models that learned the empty prompt (caption dropout) and were not guidance-distilled. With
+    /// <paramref name="pairOnTwoThreads"/> the two prompts run as two batch-1 passes at once, the empty prompt's on a
+    /// second thread (one intra-op thread each): at flux-tiny's size a pass costs mostly per-operation overhead, which a
+    /// batch of 2 does not share but a second core does (on the CPU only; the results agree with the batch to float
+    /// rounding).
     /// </summary>
     public static Tensor Denoise(FluxModel model, Tensor img, Tensor imgIds, Tensor txt, Tensor txtIds, Tensor vec,
         double[] timesteps, float guidance, CancellationToken cancellationToken = default,
-        (Tensor Txt, Tensor Vec)? unconditional = null, float cfgScale = 1f)
+        (Tensor Txt, Tensor Vec)? unconditional = null, float cfgScale = 1f, bool pairOnTwoThreads = false)
     {
         using var noGrad = no_grad();
         var batch = img.shape[0];
-        var passes = unconditional is null ? 1 : 2;
+        var split = pairOnTwoThreads && unconditional is not null && img.device.type == DeviceType.CPU;
+        var passes = unconditional is null || split ? 1 : 2;
         using var guidanceScalar = guidance.ToScalar();
         using var guidanceVec = full([batch * passes], guidanceScalar, img.dtype, img.device);
+        var guidanceInput = model.Params.GuidanceEmbed ? guidanceVec : null;
         using var scale = cfgScale.ToScalar();
-        using var pairedTxt = unconditional is { } u ? cat([txt, u.Txt.expand(txt.shape)]) : txt.alias();
-        using var pairedVec = unconditional is { } v ? cat([vec, v.Vec.expand(vec.shape)]) : vec.alias();
+        using var emptyTxt = unconditional is { } u ? u.Txt.expand(txt.shape) : null;
+        using var emptyVec = unconditional is { } v ? v.Vec.expand(vec.shape) : null;
+        using var pairedTxt = passes == 2 ? cat([txt, emptyTxt!]) : txt.alias();
+        using var pairedVec = passes == 2 ? cat([vec, emptyVec!]) : vec.alias();
         using var pairedImgIds = passes == 2 ? cat([imgIds, imgIds]) : imgIds.alias();
         using var pairedTxtIds = passes == 2 ? cat([txtIds, txtIds]) : txtIds.alias();
+
+        // v(x, t): one pass, the pair as one batch, or the pair side by side with the empty prompt's on a second thread
+        // (grad mode, the intra-op thread count and dispose scopes are per thread, so the worker sets its own).
+        Tensor Velocity(Tensor x, Tensor t)
+        {
+            if (unconditional is null) return model.forward(x, pairedImgIds, pairedTxt, pairedTxtIds, t, pairedVec, guidanceInput);
+            if (!split)
+            {
+                var pred = model.forward(cat([x, x]), pairedImgIds, pairedTxt, pairedTxtIds, t, pairedVec, guidanceInput);
+                var (conditional, empty) = (pred.narrow(0, 0, batch), pred.narrow(0, batch, batch));
+                return empty.add(conditional - empty, scale);
+            }
+            var emptyPass = Task.Run(() =>
+            {
+                EngineThreads.Apply(CPU, 1);
+                using var workerNoGrad = no_grad();
+                using var workerScope = NewDisposeScope();
+                return model.forward(x, imgIds, emptyTxt!, txtIds, t, emptyVec!, guidanceInput).MoveToOuterDisposeScope();
+            });
+            Tensor prompted;
+            try
+            {
+                prompted = model.forward(x, imgIds, txt, txtIds, t, vec, guidanceInput);
+            }
+            catch
+            {
+                // The worker still reads this step's tensors: let it finish before they are freed.
+                ((IAsyncResult)emptyPass).AsyncWaitHandle.WaitOne();
+                if (emptyPass.IsCompletedSuccessfully) emptyPass.Result.Dispose();
+                throw;
+            }
+            using var emptyPred = emptyPass.GetAwaiter().GetResult();
+            return emptyPred.add(prompted - emptyPred, scale);
+        }
+
         var x = img.alias();
         for (var i = 0; i < timesteps.Length - 1; i++)
         {
@@ -96,14 +139,7 @@ public static class FluxSampling
             using var scope = NewDisposeScope();
             using var t = timesteps[i].ToScalar();
             using var dt = (timesteps[i + 1] - timesteps[i]).ToScalar();
-            var tCurr = full([batch * passes], t, img.dtype, img.device);
-            var input = passes == 2 ? cat([x, x]) : x;
-            var pred = model.forward(input, pairedImgIds, pairedTxt, pairedTxtIds, tCurr, pairedVec, model.Params.GuidanceEmbed ? guidanceVec : null);
-            if (passes == 2)
-            {
-                var (conditional, empty) = (pred.narrow(0, 0, batch), pred.narrow(0, batch, batch));
-                pred = empty.add(conditional - empty, scale);
-            }
+            var pred = Velocity(x, full([batch * passes], t, img.dtype, img.device));
             var next = x.add(pred.mul(dt), One);
             x.Dispose();
             x = next.MoveToOuterDisposeScope();
