@@ -94,7 +94,16 @@ public sealed class FluxEngine : IDisposable
             EngineThreads.Apply(Device, Threads);
             var models = _generateModels ??= FluxModels.Load(Preset, _modelsFolder, Device, Dtype);
             UseAdapter(models, o.AdapterPath);
-            if (_adapter is not null) _adapter.Strength = o.LoraStrength;
+            if (_adapter is not null && _adapter.Strength != o.LoraStrength)
+            {
+                _adapter.Unmerge();
+                _adapter.Strength = o.LoraStrength;
+            }
+            // Over fp32 weights the adapter is merged for sampling (W += s·(α/r)·B·A, undone when the adapter or its
+            // strength changes): each step then runs the base's operations only — at flux-tiny's size a LoRA'd linear
+            // costs three operations more, as much again as the layer itself. Over bf16 weights the adapter stays a
+            // separate fp32 path: its small deltas would round away in bf16.
+            if (_adapter is not null && Dtype == ScalarType.Float32) _adapter.Merge();
 
             using var scope = NewDisposeScope();
             var (txt, vec) = models.Text.Encode([o.Prompt]);

@@ -113,6 +113,11 @@ public sealed class PretrainingTests
             new FluxTinyPretrainer(catalog, Path.Combine(root, "c"), 7, FluxPreset.TinyRandom).Run(options, Path.Combine(root, "c-out"), progress, cts.Token));
         Assert.False(Directory.Exists(Path.Combine(root, "c-out")));
         Run(Path.Combine(root, "c"), Path.Combine(root, "c-out"));
+        // Stopped on purpose after the transformer's step 2 (--flux-stop-at), then run to the end.
+        var stopped = options with { Transformer = options.Transformer with { StopAt = 2 } };
+        new FluxTinyPretrainer(catalog, Path.Combine(root, "d"), 7, FluxPreset.TinyRandom).Run(stopped, Path.Combine(root, "d-stopped"), null, default);
+        Assert.Equal("{\"step\":2}", File.ReadAllText(Path.Combine(root, "d", "transformer", "state.json")));
+        Run(Path.Combine(root, "d"), Path.Combine(root, "d-out"));
 
         Assert.True(straight.OutputBytes > 0 && double.IsFinite(straight.HeldOutPsnr));
         foreach (var file in TinyWeightsFolder.FileNames)
@@ -120,6 +125,7 @@ public sealed class PretrainingTests
             using var a = SafeTensorsFile.Open(Path.Combine(root, "a-out", file));
             using var b = SafeTensorsFile.Open(Path.Combine(root, "b-out", file));
             using var c = SafeTensorsFile.Open(Path.Combine(root, "c-out", file));
+            using var d = SafeTensorsFile.Open(Path.Combine(root, "d-out", file));
             Assert.All(a.Keys, k => Assert.Equal("F16", a.Info(k).Dtype));
             foreach (var key in a.Keys)
             {
@@ -128,6 +134,8 @@ public sealed class PretrainingTests
                 using var tc = c.Read(key);
                 Assert.True(ta.equal(tb).all().item<bool>(), $"{file} {key}: two runs differ");
                 Assert.True(ta.equal(tc).all().item<bool>(), $"{file} {key}: the resumed run differs");
+                using var td = d.Read(key);
+                Assert.True(ta.equal(td).all().item<bool>(), $"{file} {key}: the run stopped at a step and continued differs");
             }
         }
         // The weights folder loads as flux-tiny and generates.

@@ -68,14 +68,17 @@ internal sealed class PretrainState(string folder)
     /// The steps of a phase from <paramref name="start"/>: the learning rate of the schedule, the loss the phase builds
     /// for a step (in a dispose scope of its own), backward, gradients clipped to norm 1, the optimizer's step, then
     /// <paramref name="after"/>; the loss logged, progress reported, a checkpoint every <paramref name="checkpointEvery"/>
-    /// steps and at the end.
+    /// steps and at the end — or at <paramref name="stopAt"/>, where a run may stop early (the schedule still runs to
+    /// <paramref name="total"/>, so a rerun continues it exactly).
     /// </summary>
     public void Run(string phase, int start, int total, double peakLearningRate, int warmup, int checkpointEvery,
         Training.AdamW optimizer, IReadOnlyList<TorchSharp.Modules.Parameter> parameters, IReadOnlyDictionary<string, nn.Module> modules,
-        IReadOnlyDictionary<string, Tensor>? extra, Func<int, Tensor> loss, Action<int>? after, IProgress<PretrainProgress>? progress, CancellationToken ct)
+        IReadOnlyDictionary<string, Tensor>? extra, Func<int, Tensor> loss, Action<int>? after, IProgress<PretrainProgress>? progress, CancellationToken ct,
+        int? stopAt = null)
     {
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        for (var step = start; step < total; step++)
+        var stop = Math.Min(total, stopAt ?? total);
+        for (var step = start; step < stop; step++)
         {
             ct.ThrowIfCancellationRequested();
             optimizer.LearningRate = LearningRate(peakLearningRate, step, total, warmup);
@@ -94,7 +97,7 @@ internal sealed class PretrainState(string folder)
             LogLoss(done, value);
             var rate = (done - start) / watch.Elapsed.TotalSeconds;
             progress?.Report(new PretrainProgress(phase, done, total, value, rate, TimeSpan.FromSeconds((total - done) / rate)));
-            if (done % checkpointEvery == 0 || done == total) Save(done, modules, optimizer, extra);
+            if (done % checkpointEvery == 0 || done == stop) Save(done, modules, optimizer, extra);
         }
     }
 

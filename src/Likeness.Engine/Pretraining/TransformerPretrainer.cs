@@ -10,10 +10,13 @@ using static TorchSharp.torch;
 
 namespace Likeness.Engine.Pretraining;
 
+/// <param name="StopAt">Stop after this step (with a checkpoint) although the schedule runs to <paramref name="Steps"/>: a rerun
+/// continues from there as if never stopped.</param>
 /// <param name="UniformTimeShare">The share of samples whose t is drawn uniformly from [0, 1] instead of sigmoid(N(0, 1)):
 /// the logit-normal density seldom reaches t near 1, where an image is all noise and only the prompt can say what to draw.</param>
 public sealed record TransformerPretrainOptions(int Steps = 3000, int Batch = 48, int Scenes = 20_000, double LearningRate = 5e-4,
-    int Warmup = 200, double CaptionDropout = 0.1, double EmaDecay = 0.999, int CheckpointEvery = 100, double UniformTimeShare = 0.5);
+    int Warmup = 200, double CaptionDropout = 0.1, double EmaDecay = 0.999, int CheckpointEvery = 100, double UniformTimeShare = 0.5,
+    int? StopAt = null);
 
 /// <summary>
 /// Phase 2: the transformer and the tiny text encoders learn together, by flow matching with the LoRA trainer's and
@@ -80,7 +83,7 @@ public sealed class TransformerPretrainer(SceneComposer training, long seed, str
             using var weight = tensor(1 - Math.Min(o.EmaDecay, (1.0 + step) / (10.0 + step)), ScalarType.Float32);
             using (no_grad())
                 foreach (var (average, parameter) in averaged) average.lerp_(parameter, weight);
-        }, progress, ct);
+        }, progress, ct, o.StopAt);
 
         using (no_grad())
             foreach (var (average, parameter) in averaged) parameter.copy_(average);

@@ -56,6 +56,7 @@ internal static class PretrainCommands
         var aeBatch = new Option<int>("--ae-batch") { DefaultValueFactory = _ => 16 };
         var fluxSteps = new Option<int>("--flux-steps") { DefaultValueFactory = _ => 3000 };
         var fluxBatch = new Option<int>("--flux-batch") { DefaultValueFactory = _ => 48 };
+        var stopAt = new Option<int?>("--flux-stop-at") { Description = "Stop the transformer phase after this step (a checkpoint; the schedule still runs to --flux-steps, and a rerun continues)." };
         var uniformT = new Option<double>("--flux-uniform-t") { Description = "Share of transformer samples with t uniform in [0, 1] (else sigmoid(N(0, 1))).", DefaultValueFactory = _ => 0.5 };
         var scenes = new Option<int>("--scenes") { Description = "Scenes composed and encoded once for the transformer phase.", DefaultValueFactory = _ => 20_000 };
         var phase = new Option<string>("--phase") { Description = "all, autoencoder (stop after it) or transformer.", DefaultValueFactory = _ => "all" };
@@ -63,7 +64,7 @@ internal static class PretrainCommands
         var plot = new Option<FileInfo?>("--plot") { Description = "Where to draw the loss curves (PNG; default <work>/curves.png)." };
         var command = new Command("pretrain", "Pretrain flux-tiny (autoencoder, then transformer with its text encoders) on composed emoji scenes.")
         {
-            emoji, work, output, seed, aeSteps, aeBatch, fluxSteps, fluxBatch, uniformT, scenes, phase, threads, plot,
+            emoji, work, output, seed, aeSteps, aeBatch, fluxSteps, fluxBatch, stopAt, uniformT, scenes, phase, threads, plot,
         };
         command.SetAction((r, ct) =>
         {
@@ -73,7 +74,7 @@ internal static class PretrainCommands
             var options = new FluxTinyPretrainOptions(
                 new AutoencoderPretrainOptions(Steps: r.GetValue(aeSteps), Batch: r.GetValue(aeBatch)),
                 new TransformerPretrainOptions(Steps: r.GetValue(fluxSteps), Batch: r.GetValue(fluxBatch), Scenes: r.GetValue(scenes),
-                    UniformTimeShare: r.GetValue(uniformT)),
+                    UniformTimeShare: r.GetValue(uniformT), StopAt: r.GetValue(stopAt)),
                 r.GetValue(phase)!);
             Console.WriteLine($"{catalog.Training.Count} training renders, {catalog.HeldOut.Count} held out; work folder {r.GetValue(work)!.FullName}");
             FluxTinyPretrainReport? report = null;
