@@ -46,6 +46,23 @@ public sealed class PostgresTests
     }
 
     [SkippableFact]
+    public async Task Nodes_starting_together_on_a_fresh_database_migrate_it_once_without_colliding()
+    {
+        Skip.If(PostgresDatabase.SkipReason is not null, PostgresDatabase.SkipReason);
+        await using var pg = await PostgresDatabase.CreateAsync();
+        var options = new DbContextOptionsBuilder<PostgresLikenessDb>().UseNpgsql(pg.ConnectionString).Options;
+        // Four processes' first starts at once: each creates the history table if missing, then applies the migrations.
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            await using var db = new PostgresLikenessDb(options);
+            await DatabaseSetup.MigrateAsync(db, default);
+        })));
+        await using var check = new PostgresLikenessDb(options);
+        Assert.Empty(await check.Database.GetPendingMigrationsAsync());
+        Assert.Equal((await check.Database.GetAppliedMigrationsAsync()).Count(), check.Database.GetMigrations().Count());
+    }
+
+    [SkippableFact]
     public async Task Accepts_exactly_the_cap_out_of_50_concurrent_submissions_on_postgres()
     {
         Skip.If(PostgresDatabase.SkipReason is not null, PostgresDatabase.SkipReason);

@@ -53,14 +53,44 @@ public static class DatabaseSetup
     /// <summary>
     /// Applies the migrations. The history table is created first with EF's own script (<c>IF NOT EXISTS</c>): on a
     /// fresh PostgreSQL database EF otherwise reads the table before making it, and logs the failed read — which it
-    /// expects and handles — as an error with the command's text on every first start.
+    /// expects and handles — as an error with the command's text on every first start. On PostgreSQL the whole of it
+    /// runs under a session advisory lock: nodes starting together on a fresh database would otherwise race on
+    /// creating that table (<c>IF NOT EXISTS</c> is not atomic there: the loser fails on the catalogue's unique index)
+    /// before EF's own migration lock is reached. The lock goes with the connection, so a node that dies holding it
+    /// frees it.
     /// </summary>
     public static async Task MigrateAsync(LikenessDb db, CancellationToken ct)
     {
         var history = db.GetService<IHistoryRepository>();
-        await db.Database.ExecuteSqlRawAsync(history.GetCreateIfNotExistsScript(), ct);
-        await db.Database.MigrateAsync(ct);
+        if (!db.Database.IsNpgsql())
+        {
+            await db.Database.ExecuteSqlRawAsync(history.GetCreateIfNotExistsScript(), ct);
+            await db.Database.MigrateAsync(ct);
+            return;
+        }
+        await db.Database.OpenConnectionAsync(ct);
+        try
+        {
+            await db.Database.ExecuteSqlRawAsync(LockMigrations, ct);
+            try
+            {
+                await db.Database.ExecuteSqlRawAsync(history.GetCreateIfNotExistsScript(), ct);
+                await db.Database.MigrateAsync(ct);
+            }
+            finally
+            {
+                await db.Database.ExecuteSqlRawAsync(UnlockMigrations, CancellationToken.None);
+            }
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
     }
+
+    // The migration's advisory lock key: "LKNS" in ASCII (0x4C4B4E53), a constant the database's other users do not take.
+    private const string LockMigrations = "SELECT pg_advisory_lock(1280003667)";
+    private const string UnlockMigrations = "SELECT pg_advisory_unlock(1280003667)";
 
     /// <summary>Runs <see cref="SqlitePragmas"/> on every connection EF opens.</summary>
     private sealed class SqlitePragmasInterceptor : DbConnectionInterceptor
