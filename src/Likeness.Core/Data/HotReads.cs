@@ -60,72 +60,48 @@ public sealed class HotReads : IDisposable
     public static HotReads ForPostgres(string connectionString) => new(() => new NpgsqlConnection(connectionString), sqlite: false);
 
     /// <summary>The unrevoked key with this SHA-256, or null (served by the unique index on <c>KeyHash</c>).</summary>
-    public async Task<ActiveKey?> ActiveKeyAsync(byte[] hash, CancellationToken ct)
-    {
-        var session = await RentAsync(ct);
-        try
-        {
-            var command = session.Command(KeySql, 1);
-            command.Parameters[0].Value = hash;
-            ActiveKey? key = null;
-            await using (var reader = await ExecuteAsync(command, CommandBehavior.SingleRow, ct))
-                if (await reader.ReadAsync(ct)) key = new ActiveKey(reader.GetString(0), reader.GetString(1), reader.GetFieldValue<byte[]>(2));
-            Return(session);
-            return key;
-        }
-        catch
-        {
-            session.Dispose();
-            throw;
-        }
-    }
+    public Task<ActiveKey?> ActiveKeyAsync(byte[] hash, CancellationToken ct) =>
+        ReadAsync(KeySql, [hash], CommandBehavior.SingleRow, async reader =>
+            await reader.ReadAsync(ct) ? new ActiveKey(reader.GetString(0), reader.GetString(1), reader.GetFieldValue<byte[]>(2)) : null, ct);
 
     /// <summary>The team's LoRA with this id, or null when it is missing or another team's.</summary>
-    public async Task<Lora?> TeamLoraAsync(string id, string teamId, CancellationToken ct)
-    {
-        var session = await RentAsync(ct);
-        try
-        {
-            var command = session.Command(LoraSql, 2);
-            command.Parameters[0].Value = id;
-            command.Parameters[1].Value = teamId;
-            Lora? lora = null;
-            await using (var reader = await ExecuteAsync(command, CommandBehavior.Default, ct))
-                if (await reader.ReadAsync(ct)) lora = ReadLora(reader);
-            Return(session);
-            return lora;
-        }
-        catch
-        {
-            session.Dispose();
-            throw;
-        }
-    }
+    public Task<Lora?> TeamLoraAsync(string id, string teamId, CancellationToken ct) =>
+        ReadAsync(LoraSql, [id, teamId], CommandBehavior.Default, async reader => await reader.ReadAsync(ct) ? ReadLora(reader) : null, ct);
 
     /// <summary>
     /// One page of the team's LoRAs, newest first (ties by id, descending), after the cursor's (<paramref name="afterAt"/>,
     /// <paramref name="afterId"/>) when <paramref name="afterId"/> is set; <paramref name="status"/> null for any status;
     /// ARCHIVED ones only when <paramref name="withArchived"/>.
     /// </summary>
-    public async Task<List<Lora>> TeamLoraPageAsync(string teamId, string? status, bool withArchived, DateTime afterAt, string? afterId, int take,
+    public Task<List<Lora>> TeamLoraPageAsync(string teamId, string? status, bool withArchived, DateTime afterAt, string? afterId, int take,
         CancellationToken ct)
     {
         var shape = (status is null ? 0 : 1) | (withArchived ? 2 : 0) | (afterId is null ? 0 : 4);
+        // The timestamp as EF's converter writes it: UTC.
+        object?[] values = [teamId, status, afterAt.Kind == DateTimeKind.Utc ? afterAt : afterAt.ToUniversalTime(), afterId, take];
+        return ReadAsync(PageSql[shape], values, CommandBehavior.Default, async reader =>
+        {
+            var page = new List<Lora>(take);
+            while (await reader.ReadAsync(ct)) page.Add(ReadLora(reader));
+            return page;
+        }, ct);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="sql"/> with <paramref name="values"/> as <c>@p0</c>… (null as SQL NULL) on a rented
+    /// connection and reads its result; the connection goes back after a success and is dropped after a failure.
+    /// </summary>
+    private async Task<T> ReadAsync<T>(string sql, object?[] values, CommandBehavior behavior, Func<DbDataReader, Task<T>> read, CancellationToken ct)
+    {
         var session = await RentAsync(ct);
         try
         {
-            var command = session.Command(PageSql[shape], 5);
-            command.Parameters[0].Value = teamId;
-            command.Parameters[1].Value = (object?)status ?? DBNull.Value;
-            // As EF's timestamp converter writes it: UTC.
-            command.Parameters[2].Value = afterAt.Kind == DateTimeKind.Utc ? afterAt : afterAt.ToUniversalTime();
-            command.Parameters[3].Value = (object?)afterId ?? DBNull.Value;
-            command.Parameters[4].Value = take;
-            var page = new List<Lora>(take);
-            await using (var reader = await ExecuteAsync(command, CommandBehavior.Default, ct))
-                while (await reader.ReadAsync(ct)) page.Add(ReadLora(reader));
+            var command = session.Command(sql, values.Length);
+            for (var i = 0; i < values.Length; i++) command.Parameters[i].Value = values[i] ?? DBNull.Value;
+            T result;
+            await using (var reader = await ExecuteAsync(command, behavior, ct)) result = await read(reader);
             Return(session);
-            return page;
+            return result;
         }
         catch
         {
