@@ -1,13 +1,18 @@
 using Likeness.Engine.Training;
+using Likeness.Engine.Pretraining;
 using SkiaSharp;
 
 namespace Likeness.Engine.Tests;
 
 /// <summary>
-/// The end-to-end promise on the shipped flux-tiny: a LoRA makes the subject appear (measured here: the RMS distance
-/// to the nearest photo of the subject falls from 0.27 to 0.14; the test asks for a quarter less). Training and sampling must agree
-/// on every convention (target sign, time direction, schedule, latent scale and shift, caption and trigger) for this
-/// to hold; each of those passes the arithmetic tests on its own, and a disagreement shows up only here.
+/// The end-to-end promise on the shipped flux-tiny: a LoRA makes the subject appear. Measured two ways on three seeds:
+/// the subject's colours in the generated images (histogram intersection of the foreground colours with the photos',
+/// <see cref="SceneFeatures"/>) rise from 0.04 to 0.81 — the test asks for 0.4 more — and the RMS distance to the
+/// nearest photo falls from 0.17 to 0.14 (the test asks for any fall: the GPU-pretrained base already paints a plain
+/// grey-ish scene for an unknown word, close to the photos' grey in RMS, so that the distance alone says little).
+/// Training and sampling must agree on every convention (target sign, time direction, schedule, latent scale and
+/// shift, caption and trigger) for this to hold; each of those passes the arithmetic tests on its own, and a
+/// disagreement shows up only here.
 /// </summary>
 public sealed class LearningTests
 {
@@ -45,19 +50,27 @@ public sealed class LearningTests
         var random = new Random(5);
         var photos = Enumerable.Range(0, 8).Select(_ => (Subject(random), "a photo of QZRTX object")).ToList();
         var references = photos.Select(p => Pixels(p.Item1)).ToList();
+        var prototype = SceneFeatures.Mean(photos.Select(p => SceneFeatures.Histogram(p.Item1)));
         var zip = SamplingAndTrainingTests.Dataset(dir, "QZRTX", photos);
         var adapter = Path.Combine(dir, "subject.safetensors");
         using var engine = new FluxEngine(FluxPreset.Tiny, null);
         engine.Train(new LoraTrainingOptions(zip, adapter, Path.Combine(dir, "work"), Steps: 300, Rank: 16, Seed: 3), null, default);
 
-        double MeanDistance(string? lora) => Enumerable.Range(0, 3).Average(seed =>
+        (double Distance, double Similarity) Measure(string? lora)
         {
-            var png = engine.Generate(new GenerateOptions(lora, "a photo of QZRTX object", 128, 128, seed, Steps: 16));
-            using var image = SKBitmap.Decode(png);
-            return Distance(Pixels(image), references);
-        });
-        var before = MeanDistance(null);
-        var after = MeanDistance(adapter);
-        Assert.True(after < before * 0.75, $"RMS distance to the nearest photo of the subject: base model {before:F3}, with the LoRA {after:F3}");
+            var images = Enumerable.Range(0, 3).Select(seed =>
+            {
+                var png = engine.Generate(new GenerateOptions(lora, "a photo of QZRTX object", 128, 128, seed, Steps: 16));
+                return SKBitmap.Decode(png);
+            }).ToList();
+            var result = (images.Average(i => Distance(Pixels(i), references)), images.Average(i => SceneFeatures.Similarity(SceneFeatures.Histogram(i), prototype)));
+            foreach (var i in images) i.Dispose();
+            return result;
+        }
+        var before = Measure(null);
+        var after = Measure(adapter);
+        var message = $"RMS distance to the nearest photo: base model {before.Distance:F3}, with the LoRA {after.Distance:F3}; " +
+            $"the subject's colours (histogram intersection): {before.Similarity:F3} → {after.Similarity:F3}";
+        Assert.True(after.Similarity > before.Similarity + 0.4 && after.Distance < before.Distance, message);
     }
 }
