@@ -21,13 +21,15 @@ public sealed record FluxPreset(
 {
     /// <summary>
     /// The real architecture at small size with the weights this project pretrained on composed emoji scenes
-    /// (<c>likeness engine pretrain</c>), shipped beside the engine (<see cref="TinyWeights"/>). Base resolution 128 px:
+    /// (<c>likeness engine pretrain</c>, then tools/gpu-pretrain on a GPU), shipped beside the engine (<see cref="TinyWeights"/>). Base resolution 128 px:
     /// 64 image tokens keep a LoRA under a minute and an image near a second on two cores, and the emoji scenes it
     /// learned from read well at that size. Prompts up to 96 bytes. Its guidance is classifier-free (it learned the
     /// empty prompt by caption dropout, and no guidance distillation was done), so an image costs two passes a step.
+    /// A LoRA learns at 5e-4: at 1e-3 (the rate before the GPU-pretrained base) it took its photos' background colours
+    /// over the prompt's; at 5e-4 the subject is as recognisable and the backgrounds follow the prompt (bench/README.md).
     /// </summary>
     public static readonly FluxPreset Tiny = new("flux-tiny", FluxParams.Tiny, AutoEncoderParams.Tiny, T5Params.Tiny, ClipTextParams.Tiny,
-        MaxT5Tokens: 96, BaseResolution: 128, ShiftSchedule: true, LearningRate: 1e-3, InitSeed: 20260425, Pretrained: true,
+        MaxT5Tokens: 96, BaseResolution: 128, ShiftSchedule: true, LearningRate: 5e-4, InitSeed: 20260425, Pretrained: true,
         ClassifierFreeGuidance: true);
 
     /// <summary>
