@@ -48,4 +48,16 @@ public sealed class OptimizerTests
             Assert.False(separate[i].allclose(initial[i]), $"parameter {i} did not move");
         }
     }
+
+    [Fact]
+    public void The_learning_rate_warms_up_then_falls_along_a_cosine_to_a_tenth()
+    {
+        Assert.Equal(1e-3 / 4, LearningRateSchedule.WarmupCosine(1e-3, 0, 100, 4), 12);
+        Assert.Equal(1e-3, LearningRateSchedule.WarmupCosine(1e-3, 4, 100, 4), 12);
+        // A LoRA's run has no warm-up: the peak at its first step, halfway between peak and floor halfway, near the floor at its last.
+        Assert.Equal(5e-4, LearningRateSchedule.WarmupCosine(5e-4, 0, 1000, 0), 12);
+        Assert.Equal(5e-4 * 0.55, LearningRateSchedule.WarmupCosine(5e-4, 500, 1000, 0), 12);
+        Assert.InRange(LearningRateSchedule.WarmupCosine(5e-4, 999, 1000, 0), 5e-5, 5.001e-5);
+        Assert.Equal(5e-5, LearningRateSchedule.WarmupCosine(5e-4, 1200, 1000, 0), 12);
+    }
 }

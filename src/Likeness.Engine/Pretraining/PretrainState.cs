@@ -81,7 +81,7 @@ internal sealed class PretrainState(string folder)
         for (var step = start; step < stop; step++)
         {
             ct.ThrowIfCancellationRequested();
-            optimizer.LearningRate = LearningRate(peakLearningRate, step, total, warmup);
+            optimizer.LearningRate = Training.LearningRateSchedule.WarmupCosine(peakLearningRate, step, total, warmup);
             float value;
             using (NewDisposeScope())
             {
@@ -105,14 +105,6 @@ internal sealed class PretrainState(string folder)
     {
         Directory.CreateDirectory(folder);
         File.AppendAllText(LossLog, string.Create(CultureInfo.InvariantCulture, $"{step},{loss:G6}\n"));
-    }
-
-    /// <summary>Warm-up over the first steps, then a cosine from the peak down to a tenth of it.</summary>
-    public static double LearningRate(double peak, int step, int total, int warmup)
-    {
-        if (step < warmup) return peak * (step + 1) / warmup;
-        var progress = (double)(step - warmup) / Math.Max(1, total - warmup);
-        return peak * (0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(1, progress))));
     }
 
     /// <summary>A <see cref="Random"/> for one step of one phase: the same (seed, phase, step) gives the same draws.</summary>

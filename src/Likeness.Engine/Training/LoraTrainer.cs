@@ -34,7 +34,10 @@ public sealed record LoraTrainingResult(string AdapterPath, int Steps, double Fi
 /// <summary>
 /// Flow-matching LoRA training: latents and text embeddings cached once per dataset, then per step
 /// x_t = (1 − t)·x0 + t·ε with t = sigmoid(N(0, 1)), target ε − x0, MSE; AdamW on the adapter only (one flat
-/// buffer), gradient clipping, caption dropout, aspect-ratio buckets. Every step's randomness comes from (seed, step), and a
+/// buffer), its learning rate falling from the peak to a tenth along a cosine over the run (with a constant rate the
+/// last steps of a batch-of-one run leave the adapter wherever their noise took it: on flux-tiny the subjects were
+/// attributed 36–38 of 48 times, with the decay 48 of 48, bench/README.md), gradient clipping, caption dropout,
+/// aspect-ratio buckets. Every step's randomness comes from (seed, step), and a
 /// checkpoint holds the adapter and the optimizer, so a resumed run continues exactly where the first stopped.
 /// </summary>
 public sealed class LoraTrainer(FluxModels models)
@@ -77,9 +80,11 @@ public sealed class LoraTrainer(FluxModels models)
             // The ETA follows the last steps' pace, not the run's average (the first step also pays for warm-up).
             var recent = new Queue<TimeSpan>([TimeSpan.Zero]);
             var lastLoss = double.NaN;
+            var peak = o.LearningRate ?? models.Preset.LearningRate;
             for (var step = start; step < o.Steps; step++)
             {
                 ct.ThrowIfCancellationRequested();
+                optimizer.LearningRate = LearningRateSchedule.WarmupCosine(peak, step, o.Steps, warmup: 0);
                 using (var scope = NewDisposeScope())
                 {
                     using var generator = new Generator((ulong)unchecked(o.Seed * 1_000_003 + step), torch.device("cpu"));
