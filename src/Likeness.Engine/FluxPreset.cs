@@ -22,7 +22,7 @@ public sealed record FluxPreset(
     /// <summary>
     /// The real architecture at small size with the weights this project pretrained on composed emoji scenes
     /// (<c>likeness engine pretrain</c>, then tools/gpu-pretrain on a GPU), shipped beside the engine (<see cref="TinyWeights"/>). Base resolution 128 px:
-    /// 64 image tokens keep a LoRA under a minute and an image near a second on two cores, and the emoji scenes it
+    /// 64 image tokens keep a LoRA near a minute and an image near two seconds on two cores, and the emoji scenes it
     /// learned from read well at that size. Prompts up to 96 bytes. Its guidance is classifier-free (it learned the
     /// empty prompt by caption dropout, and no guidance distillation was done), so an image costs two passes a step.
     /// A LoRA learns at 5e-4: at 1e-3 (the rate before the GPU-pretrained base) it took its photos' background colours

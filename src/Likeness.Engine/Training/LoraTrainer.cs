@@ -36,7 +36,7 @@ public sealed record LoraTrainingResult(string AdapterPath, int Steps, double Fi
 /// x_t = (1 − t)·x0 + t·ε with t = sigmoid(N(0, 1)), target ε − x0, MSE; AdamW on the adapter only (one flat
 /// buffer), its learning rate falling from the peak to a tenth along a cosine over the run (with a constant rate the
 /// last steps of a batch-of-one run leave the adapter wherever their noise took it: on flux-tiny the subjects were
-/// attributed 36–38 of 48 times, with the decay 48 of 48, bench/README.md), gradient clipping, caption dropout,
+/// attributed 36–38 of 48 times, with the decay 48 and 43 of 48, bench/README.md), gradient clipping, caption dropout,
 /// aspect-ratio buckets. Every step's randomness comes from (seed, step), and a
 /// checkpoint holds the adapter and the optimizer, so a resumed run continues exactly where the first stopped.
 /// </summary>
