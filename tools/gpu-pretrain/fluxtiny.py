@@ -1,7 +1,7 @@
 """flux-tiny's networks in PyTorch, written to compute exactly what the engine's TorchSharp networks compute
 (src/Likeness.Engine: Flux/, Autoencoder/, Text/), with the same parameter names, so that weights move between the
 two unchanged. Only what pretraining needs: the transformer, the autoencoder's encoder, the tiny CLIP and T5 and
-their byte tokenizers, and a safetensors reader/writer (no package beyond torch itself)."""
+their byte tokenizers, and a safetensors reader/writer (no package beyond torch and numpy)."""
 
 import json
 import math
