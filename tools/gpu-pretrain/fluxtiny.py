@@ -5,6 +5,7 @@ their byte tokenizers, and a safetensors reader/writer (no package beyond torch 
 
 import json
 import math
+import os
 import struct
 
 import torch
@@ -308,7 +309,7 @@ class Encoder(nn.Module):
 class AutoEncoderEncoder(nn.Module):
     """Holds the encoder under the key prefix encoder.* and encodes as AutoEncoder.Encode: the scaled, shifted mean."""
 
-    def __init__(self, scale_factor, shift_factor):
+    def __init__(self, scale_factor=1.0, shift_factor=0.0):
         super().__init__()
         self.encoder = Encoder()
         self.scale_factor, self.shift_factor = scale_factor, shift_factor
@@ -522,3 +523,17 @@ def load_into(module, path, extra_ok=False):
         raise ValueError(f"{path}: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
     module.load_state_dict({k: tensors[k].float() for k in wanted})
     return meta
+
+
+WEIGHT_FILES = {"ae": "ae.safetensors", "transformer": "transformer.safetensors", "clip": "text_encoder.safetensors",
+                "t5": "text_encoder_2.safetensors"}
+
+
+def load_folder(folder):
+    """A flux-tiny weights folder: the networks {"ae", "transformer", "clip", "t5"} in fp32 on the CPU (the
+    autoencoder's scale and shift from its file's metadata, as the engine reads them) and each file's metadata."""
+    nets = {"ae": AutoEncoderEncoder(), "transformer": Flux(), "clip": ClipTextModel(), "t5": T5Encoder()}
+    meta = {name: load_into(net, os.path.join(folder, WEIGHT_FILES[name]), extra_ok=name == "ae") for name, net in nets.items()}
+    nets["ae"].scale_factor = float(meta["ae"]["scale_factor"])
+    nets["ae"].shift_factor = float(meta["ae"]["shift_factor"])
+    return nets, meta

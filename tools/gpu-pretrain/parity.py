@@ -19,13 +19,8 @@ PROMPTS = ["a photo of a big red apple on a teal background, in the centre", ""]
 
 
 def main(weights, output):
-    meta = ft.load_safetensors(os.path.join(weights, "ae.safetensors"))[1]
-    ae = ft.AutoEncoderEncoder(float(meta["scale_factor"]), float(meta["shift_factor"]))
-    ft.load_into(ae, os.path.join(weights, "ae.safetensors"), extra_ok=True)
-    flux, clip, t5 = ft.Flux(), ft.ClipTextModel(), ft.T5Encoder()
-    ft.load_into(flux, os.path.join(weights, "transformer.safetensors"))
-    ft.load_into(clip, os.path.join(weights, "text_encoder.safetensors"))
-    ft.load_into(t5, os.path.join(weights, "text_encoder_2.safetensors"))
+    nets, _ = ft.load_folder(weights)
+    ae, flux, clip, t5 = nets["ae"], nets["transformer"], nets["clip"], nets["t5"]
     for m in (ae, flux, clip, t5):
         m.double().eval()
     g = torch.Generator().manual_seed(20261127)

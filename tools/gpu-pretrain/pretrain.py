@@ -25,9 +25,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fluxtiny as ft  # noqa: E402
 import scenes  # noqa: E402
 
-FILES = {"transformer": "transformer.safetensors", "clip": "text_encoder.safetensors", "t5": "text_encoder_2.safetensors"}
-
-
 def main():
     a = argparse.ArgumentParser()
     a.add_argument("--emoji", required=True)
@@ -66,17 +63,13 @@ def main():
         log.flush()
 
     say("device", torch.cuda.get_device_name() if cuda else "cpu", "torch", torch.__version__)
-    w = o.weights
-    ae_meta = ft.load_safetensors(os.path.join(w, "ae.safetensors"))[1]
-    ae = ft.AutoEncoderEncoder(float(ae_meta["scale_factor"]), float(ae_meta["shift_factor"]))
-    ft.load_into(ae, os.path.join(w, "ae.safetensors"), extra_ok=True)
-    ae = ae.to(device).eval().requires_grad_(False)
+    nets, meta = ft.load_folder(o.weights)
+    ae = nets.pop("ae").to(device).eval().requires_grad_(False)
     if cuda:
         ae = ae.to(memory_format=torch.channels_last)
-    modules = {"transformer": ft.Flux(), "clip": ft.ClipTextModel(), "t5": ft.T5Encoder()}
-    provenance = ft.load_safetensors(os.path.join(w, FILES["transformer"]))[1]
-    for name, m in modules.items():
-        ft.load_into(m, os.path.join(w, FILES[name]))
+    modules = nets  # the transformer and the text encoders: what trains
+    provenance = meta["transformer"]
+    for m in modules.values():
         m.to(device).train()
     params = [p for m in modules.values() for p in m.parameters()]
     averages = [p.detach().clone() for p in params]
@@ -89,7 +82,9 @@ def main():
     held_composer = scenes.Composer(held_out, ft.RESOLUTION, device)
     say("renders", len(entries), "training", len(training), "held out", len(held_out))
 
-    def encode_scenes(comp, n, chunk=1024):
+    def encode_scenes(comp, n, seconds=None, chunk=1024):
+        """n scenes (fewer if `seconds` run out first): latents (fp16), T5 and CLIP ids, captions."""
+        started = time.time()
         lat, t5, clip, captions = [], [], [], []
         for done in range(0, n, chunk):
             images, caps = comp.batch(rng, min(chunk, n - done))
@@ -99,15 +94,14 @@ def main():
             t5.append(torch.tensor([ft.t5_ids(c) for c in caps], dtype=torch.int16))
             clip.append(torch.tensor([ft.clip_ids(c) for c in caps], dtype=torch.int16))
             captions += caps
-            if comp is composer and time.time() - pool_started > o.pool_seconds:
+            if seconds is not None and time.time() - started > seconds:
                 break
         return torch.cat(lat), torch.cat(t5).to(device), torch.cat(clip).to(device), captions
 
-    pool_started = time.time()
     eval_train = encode_scenes(composer, o.eval_scenes)
     eval_held = encode_scenes(held_composer, o.eval_scenes)
     pool_started = time.time()
-    pool_lat, pool_t5, pool_clip, pool_captions = encode_scenes(composer, o.pool)
+    pool_lat, pool_t5, pool_clip, pool_captions = encode_scenes(composer, o.pool, o.pool_seconds)
     say(f"pool: {len(pool_lat)} scenes in {time.time() - pool_started:.1f} s; latent std {pool_lat.float().std().item():.3f}")
     with open(os.path.join(o.out, "captions-sample.txt"), "w") as f:
         f.write("\n".join(pool_captions[:200]) + "\n")
@@ -154,7 +148,7 @@ def main():
     n = len(pool_lat)
 
     def snapshot(tag):
-        save(o.out, modules, params, averages, provenance, ae_meta, step, o, tag)
+        save(o.out, modules, params, averages, provenance, step, o, tag)
 
     while True:
         elapsed = time.time() - train_start
@@ -211,7 +205,7 @@ def main():
     say("evaluation after", json.dumps(after))
     snapshot("final")
     if o.with_ae:
-        shutil.copyfile(os.path.join(o.weights, "ae.safetensors"), os.path.join(o.out, "ae.safetensors"))
+        shutil.copyfile(os.path.join(o.weights, ft.WEIGHT_FILES["ae"]), os.path.join(o.out, ft.WEIGHT_FILES["ae"]))
     summary = {"steps": step, "batch": o.batch, "samples": step * o.batch, "train_seconds": round(trained, 1),
                "pool_scenes": n, "lr": o.lr, "ema": o.ema, "before": before, "after": after,
                "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
@@ -221,7 +215,7 @@ def main():
     say("summary", json.dumps(summary))
 
 
-def save(folder, modules, params, averages, provenance, ae_meta, step, o, tag):
+def save(folder, modules, params, averages, provenance, step, o, tag):
     """The averaged weights as a flux-tiny folder (fp16), written beside and then moved over the last."""
     index = {id(p): avg for p, avg in zip(params, averages)}
     meta = dict(provenance)
@@ -233,7 +227,7 @@ def save(folder, modules, params, averages, provenance, ae_meta, step, o, tag):
             tensors[key] = index[id(p)].detach().half()
         for key, buf in module.named_buffers():
             tensors[key] = buf.detach().half()
-        path = os.path.join(folder, FILES[name])
+        path = os.path.join(folder, ft.WEIGHT_FILES[name])
         ft.save_safetensors(path + ".tmp", tensors, meta)
         os.replace(path + ".tmp", path)
 

@@ -61,11 +61,15 @@ public static class DatabaseSetup
     /// </summary>
     public static async Task MigrateAsync(LikenessDb db, CancellationToken ct)
     {
-        var history = db.GetService<IHistoryRepository>();
+        async Task CreateHistoryThenMigrate()
+        {
+            await db.Database.ExecuteSqlRawAsync(db.GetService<IHistoryRepository>().GetCreateIfNotExistsScript(), ct);
+            await db.Database.MigrateAsync(ct);
+        }
+
         if (!db.Database.IsNpgsql())
         {
-            await db.Database.ExecuteSqlRawAsync(history.GetCreateIfNotExistsScript(), ct);
-            await db.Database.MigrateAsync(ct);
+            await CreateHistoryThenMigrate();
             return;
         }
         await db.Database.OpenConnectionAsync(ct);
@@ -74,8 +78,7 @@ public static class DatabaseSetup
             await db.Database.ExecuteSqlRawAsync(LockMigrations, ct);
             try
             {
-                await db.Database.ExecuteSqlRawAsync(history.GetCreateIfNotExistsScript(), ct);
-                await db.Database.MigrateAsync(ct);
+                await CreateHistoryThenMigrate();
             }
             finally
             {
