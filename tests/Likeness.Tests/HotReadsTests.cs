@@ -1,3 +1,5 @@
+using System.Text.Json;
+using Likeness.Api;
 using Likeness.Core.Common;
 using Likeness.Core.Data;
 using Likeness.Core.Teams;
@@ -9,7 +11,8 @@ namespace Likeness.Tests;
 
 /// <summary>
 /// The plain-SQL reads behind authentication, GET one LoRA and the list answer exactly what EF Core answers for the
-/// same rows: every column (nulls, blobs, timestamps' kind), tenant isolation, archived ones, each page shape and cursor.
+/// same rows: every column the API record shows (nulls, timestamps' kind) and so the same JSON, tenant isolation,
+/// archived ones, each page shape and cursor.
 /// </summary>
 public sealed class HotReadsTests
 {
@@ -96,7 +99,14 @@ public sealed class HotReadsTests
         CompletedAt = full ? createdAt.AddMinutes(3) : null, ArchivedAt = full ? createdAt.AddMinutes(4) : null,
     };
 
-    /// <summary>Every property of the entity, so that a column added to <see cref="Lora"/> and not to the plain SQL fails here.</summary>
+    /// <summary>The entity's columns the hot reads leave unread: the API record does not show them.</summary>
+    private static readonly HashSet<string> NotShown =
+        [nameof(Lora.BaseModel), nameof(Lora.Loss), nameof(Lora.WebhookUrl), nameof(Lora.WebhookEvents), nameof(Lora.CreatorKeyHash), nameof(Lora.CreditsHeld)];
+
+    /// <summary>
+    /// Every other property of the entity, so that a column added to <see cref="Lora"/> and not to the plain SQL fails
+    /// here, and the API record made from each, so that a shown field whose column the plain SQL does not read fails too.
+    /// </summary>
     private static void AssertSame(Lora? expected, Lora? actual)
     {
         Assert.NotNull(expected);
@@ -104,9 +114,14 @@ public sealed class HotReadsTests
         foreach (var property in typeof(Lora).GetProperties())
         {
             var (e, a) = (property.GetValue(expected), property.GetValue(actual));
-            if (e is byte[] eb) Assert.Equal(eb, Assert.IsType<byte[]>(a));
-            else Assert.True(Equals(e, a), $"{property.Name}: EF {e}, plain SQL {a}");
+            if (NotShown.Contains(property.Name))
+            {
+                Assert.True(a is null or "" or 0L or byte[] { Length: 0 }, $"{property.Name}: not shown, so not read, yet it is {a}");
+                continue;
+            }
+            Assert.True(Equals(e, a), $"{property.Name}: EF {e}, plain SQL {a}");
             if (e is DateTime ed) Assert.Equal(ed.Kind, ((DateTime)a!).Kind);
         }
+        Assert.Equal(JsonSerializer.Serialize(LoraResponse.From(expected)), JsonSerializer.Serialize(LoraResponse.From(actual)));
     }
 }

@@ -113,7 +113,8 @@ public static class DatabaseSetup
 /// belong to the physical connection, which Microsoft.Data.Sqlite's pool keeps open across logical opens, so they
 /// run once per physical connection (known by its native handle), not at every open: EF opens and closes the
 /// connection around every query, and re-running them cost each request two more statements to parse and run.
-/// EF's connections and <see cref="HotReads"/>' share the pool, and both run them.
+/// <see cref="HotReads"/>' SQLite connections are its own, outside this pool: WAL is a property of the file, and
+/// they set their own busy timeout (<see cref="SqliteHotReadSession"/>).
 /// </summary>
 internal static class SqlitePragmas
 {

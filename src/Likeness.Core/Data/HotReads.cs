@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Data;
-using System.Data.Common;
+using System.Globalization;
 using Microsoft.Data.Sqlite;
-using Npgsql;
 
 namespace Likeness.Core.Data;
 
@@ -16,17 +15,21 @@ public sealed record ActiveKey(string Id, string TeamId, byte[] KeyHash);
 /// leasing a context, opening and closing its connection (on SQLite EF registers its SQL functions at each open and
 /// removes them at each close), parsing and preparing each statement again, and the command diagnostics. The SQL is
 /// the one EF generates for the same LINQ on both providers (the tests compare every column with EF's answer).
-/// On SQLite the connections stay open, so each statement is prepared once per connection; on PostgreSQL they go
-/// back to Npgsql's pool after each read (a server's connections are a shared budget) and the statements stay
-/// prepared on the physical connections.
+/// Each read rents a <see cref="HotReadSession"/> — on SQLite a connection of its own that stays open, its statements
+/// prepared once and its columns read directly (<see cref="SqliteHotReadSession"/>); on PostgreSQL a command on a
+/// connection that goes back to Npgsql's pool after each read, the statements staying prepared on the physical
+/// connections (<see cref="PostgresHotReadSession"/>).
 /// </summary>
 public sealed class HotReads : IDisposable
 {
+    /// <summary>
+    /// The columns a LoRA's API record shows, the only ones these reads return (<see cref="ReadShownLora"/>): on SQLite
+    /// a row's cost is nearly all per column (decoding, a call, a string), and the list reads up to a hundred rows.
+    /// </summary>
     private const string LoraColumns = """
-        "Id", "TeamId", "Name", "SubjectKind", "Gender", "Ethnicity", "Age", "Status", "ImageCount", "Steps", "LoraRank",
-        "BaseModel", "TriggerWord", "ProgressStep", "ProgressTotal", "EtaSeconds", "Loss", "ErrorCode", "ErrorMessage",
-        "MetadataJson", "WebhookUrl", "WebhookEvents", "CreatorKeyHash", "CreditsHeld", "Purged", "CreatedAt", "StartedAt",
-        "TrainingStartedAt", "CompletedAt", "ArchivedAt"
+        "Id", "Name", "SubjectKind", "Gender", "Ethnicity", "Age", "Status", "ImageCount", "Steps", "LoraRank", "TriggerWord",
+        "ProgressStep", "ProgressTotal", "EtaSeconds", "ErrorCode", "ErrorMessage", "MetadataJson", "Purged", "CreatedAt",
+        "StartedAt", "TrainingStartedAt", "CompletedAt", "ArchivedAt"
         """;
 
     private const string KeySql = """
@@ -37,69 +40,86 @@ public sealed class HotReads : IDisposable
          FROM "loras" WHERE "Id" = @p0 AND "TeamId" = @p1 LIMIT 2
         """;
 
-    /// <summary>The page's SQL for each shape: with a status or not, archived ones or not, after a cursor or not.</summary>
-    private static readonly string[] PageSql = [.. Enumerable.Range(0, 8).Select(shape => PageQuery(
-        withStatus: (shape & 1) != 0, withArchived: (shape & 2) != 0, afterCursor: (shape & 4) != 0))];
+    /// <summary>The most rows a page read may ask for (the API's largest page, 100, and one more to know there is a next).</summary>
+    public const int MaxPageRows = 101;
+
+    /// <summary>
+    /// The page's SQL for each shape (with a status or not, archived ones or not, after a cursor or not), on PostgreSQL
+    /// and on SQLite. On SQLite the limit is a literal, the largest page, and the reader stops at the page's size: the
+    /// planner of the SQLite that ships with the app (3.53) reads a bound LIMIT's value, which marks the statement to be
+    /// compiled again whenever that parameter is bound — at every request, parsing the SQL anew each time. The rows come from the index in order, so
+    /// those past the page are never read.
+    /// </summary>
+    private static readonly string[][] PageSql = [.. new[] { "@p4", MaxPageRows.ToString(CultureInfo.InvariantCulture) }.Select(limit =>
+        Enumerable.Range(0, 8).Select(shape => PageQuery(
+            withStatus: (shape & 1) != 0, withArchived: (shape & 2) != 0, afterCursor: (shape & 4) != 0, limit)).ToArray())];
 
     /// <summary>Connections kept idle beyond this are closed: more would only outlive a burst.</summary>
     private static readonly int MaxIdle = Math.Max(8, 4 * Environment.ProcessorCount);
 
-    private readonly Func<DbConnection> _connect;
+    private readonly Func<HotReadSession> _open;
     private readonly bool _sqlite;
-    private readonly ConcurrentBag<Session> _idle = [];
+    private readonly ConcurrentBag<HotReadSession> _idle = [];
     private volatile bool _disposed;
 
-    private HotReads(Func<DbConnection> connect, bool sqlite)
+    private HotReads(Func<HotReadSession> open, bool sqlite)
     {
-        _connect = connect;
+        _open = open;
         _sqlite = sqlite;
     }
 
-    public static HotReads ForSqlite(string connectionString) => new(() => new SqliteConnection(connectionString), sqlite: true);
+    /// <summary>On the database file that <paramref name="connectionString"/> (Microsoft.Data.Sqlite's form) names.</summary>
+    public static HotReads ForSqlite(string connectionString)
+    {
+        var path = Path.GetFullPath(new SqliteConnectionStringBuilder(connectionString).DataSource);
+        return new(() => new SqliteHotReadSession(path), sqlite: true);
+    }
 
-    public static HotReads ForPostgres(string connectionString) => new(() => new NpgsqlConnection(connectionString), sqlite: false);
+    public static HotReads ForPostgres(string connectionString) => new(() => new PostgresHotReadSession(connectionString), sqlite: false);
 
     /// <summary>The unrevoked key with this SHA-256, or null (served by the unique index on <c>KeyHash</c>).</summary>
     public Task<ActiveKey?> ActiveKeyAsync(byte[] hash, CancellationToken ct) =>
-        ReadAsync(KeySql, [hash], CommandBehavior.SingleRow, async reader =>
-            await reader.ReadAsync(ct) ? new ActiveKey(reader.GetString(0), reader.GetString(1), reader.GetFieldValue<byte[]>(2)) : null, ct);
+        ReadAsync(KeySql, [hash], CommandBehavior.SingleRow, async rows =>
+            await rows.NextAsync(ct) ? new ActiveKey(rows.GetString(0), rows.GetString(1), rows.GetBytes(2)) : null, ct);
 
-    /// <summary>The team's LoRA with this id, or null when it is missing or another team's.</summary>
+    /// <summary>
+    /// The team's LoRA with this id as its API record shows it (see <see cref="ReadShownLora"/>), or null when it is
+    /// missing or another team's.
+    /// </summary>
     public Task<Lora?> TeamLoraAsync(string id, string teamId, CancellationToken ct) =>
-        ReadAsync(LoraSql, [id, teamId], CommandBehavior.Default, async reader => await reader.ReadAsync(ct) ? ReadLora(reader) : null, ct);
+        ReadAsync(LoraSql, [id, teamId], CommandBehavior.Default, async rows => await rows.NextAsync(ct) ? ReadShownLora(rows, teamId) : null, ct);
 
     /// <summary>
     /// One page of the team's LoRAs, newest first (ties by id, descending), after the cursor's (<paramref name="afterAt"/>,
     /// <paramref name="afterId"/>) when <paramref name="afterId"/> is set; <paramref name="status"/> null for any status;
-    /// ARCHIVED ones only when <paramref name="withArchived"/>.
+    /// ARCHIVED ones only when <paramref name="withArchived"/>. Each as its API record shows it (see <see cref="ReadShownLora"/>).
     /// </summary>
     public Task<List<Lora>> TeamLoraPageAsync(string teamId, string? status, bool withArchived, DateTime afterAt, string? afterId, int take,
         CancellationToken ct)
     {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(take, MaxPageRows);
         var shape = (status is null ? 0 : 1) | (withArchived ? 2 : 0) | (afterId is null ? 0 : 4);
         // The timestamp as EF's converter writes it: UTC.
         object?[] values = [teamId, status, afterAt.Kind == DateTimeKind.Utc ? afterAt : afterAt.ToUniversalTime(), afterId, take];
-        return ReadAsync(PageSql[shape], values, CommandBehavior.Default, async reader =>
+        return ReadAsync(PageSql[_sqlite ? 1 : 0][shape], values, CommandBehavior.Default, async rows =>
         {
             var page = new List<Lora>(take);
-            while (await reader.ReadAsync(ct)) page.Add(ReadLora(reader));
+            while (page.Count < take && await rows.NextAsync(ct)) page.Add(ReadShownLora(rows, teamId));
             return page;
         }, ct);
     }
 
     /// <summary>
     /// Runs <paramref name="sql"/> with <paramref name="values"/> as <c>@p0</c>… (null as SQL NULL) on a rented
-    /// connection and reads its result; the connection goes back after a success and is dropped after a failure.
+    /// session and reads its rows; the session goes back after a success and is dropped after a failure.
     /// </summary>
-    private async Task<T> ReadAsync<T>(string sql, object?[] values, CommandBehavior behavior, Func<DbDataReader, Task<T>> read, CancellationToken ct)
+    private async Task<T> ReadAsync<T>(string sql, object?[] values, CommandBehavior behavior, Func<IHotRows, Task<T>> read, CancellationToken ct)
     {
         var session = await RentAsync(ct);
         try
         {
-            var command = session.Command(sql, values.Length);
-            for (var i = 0; i < values.Length; i++) command.Parameters[i].Value = values[i] ?? DBNull.Value;
             T result;
-            await using (var reader = await ExecuteAsync(command, behavior, ct)) result = await read(reader);
+            await using (var rows = await session.ExecuteAsync(sql, values, behavior, ct)) result = await read(rows);
             Return(session);
             return result;
         }
@@ -110,96 +130,80 @@ public sealed class HotReads : IDisposable
         }
     }
 
-    private static string PageQuery(bool withStatus, bool withArchived, bool afterCursor)
+    private static string PageQuery(bool withStatus, bool withArchived, bool afterCursor, string limit)
     {
         // Every shape is bound with all five parameters; a shape's SQL names only those it uses (both providers send no others).
         var where = "\"TeamId\" = @p0"
             + (withStatus ? " AND \"Status\" = @p1" : "")
             + (withArchived ? "" : " AND \"Status\" <> 'ARCHIVED'")
             + (afterCursor ? " AND (\"CreatedAt\" < @p2 OR (\"CreatedAt\" = @p2 AND \"Id\" < @p3))" : "");
-        return $"SELECT {LoraColumns} FROM \"loras\" WHERE {where} ORDER BY \"CreatedAt\" DESC, \"Id\" DESC LIMIT @p4";
+        return $"SELECT {LoraColumns} FROM \"loras\" WHERE {where} ORDER BY \"CreatedAt\" DESC, \"Id\" DESC LIMIT {limit}";
     }
 
     /// <summary>
-    /// On PostgreSQL the command is prepared at each use, once its values are bound (Npgsql types the statement from
-    /// them): the connection came back from the pool, and Npgsql finds the statement already prepared on the physical
-    /// connection without a round trip. On SQLite it was prepared when made, on the connection that stays open.
+    /// The row of <see cref="LoraColumns"/> as a <see cref="Lora"/> of <paramref name="teamId"/>. What the API record
+    /// does not show is not read, and is empty: the base model, loss, webhook, creator key and credits held — such a
+    /// LoRA is for answering with (<c>LoraResponse</c>), never for a decision or a write.
     /// </summary>
-    private async Task<DbDataReader> ExecuteAsync(DbCommand command, CommandBehavior behavior, CancellationToken ct)
-    {
-        if (!_sqlite) await command.PrepareAsync(ct);
-        return await command.ExecuteReaderAsync(behavior, ct);
-    }
-
-    private static Lora ReadLora(DbDataReader r) => new()
+    private static Lora ReadShownLora(IHotRows r, string teamId) => new()
     {
         Id = r.GetString(0),
-        TeamId = r.GetString(1),
-        Name = r.GetString(2),
-        SubjectKind = r.GetString(3),
-        Gender = NullableString(r, 4),
-        Ethnicity = NullableString(r, 5),
-        Age = NullableString(r, 6),
-        Status = r.GetString(7),
-        ImageCount = r.GetInt32(8),
-        Steps = r.GetInt32(9),
-        LoraRank = r.GetInt32(10),
-        BaseModel = r.GetString(11),
-        TriggerWord = r.GetString(12),
-        ProgressStep = r.IsDBNull(13) ? null : r.GetInt32(13),
-        ProgressTotal = r.IsDBNull(14) ? null : r.GetInt32(14),
-        EtaSeconds = r.IsDBNull(15) ? null : r.GetInt32(15),
-        Loss = r.IsDBNull(16) ? null : r.GetDouble(16),
-        ErrorCode = NullableString(r, 17),
-        ErrorMessage = NullableString(r, 18),
-        MetadataJson = NullableString(r, 19),
-        WebhookUrl = NullableString(r, 20),
-        WebhookEvents = r.GetString(21),
-        CreatorKeyHash = r.GetFieldValue<byte[]>(22),
-        CreditsHeld = r.GetInt64(23),
-        Purged = r.GetBoolean(24),
-        CreatedAt = Utc(r.GetDateTime(25)),
-        StartedAt = NullableUtc(r, 26),
-        TrainingStartedAt = NullableUtc(r, 27),
-        CompletedAt = NullableUtc(r, 28),
-        ArchivedAt = NullableUtc(r, 29),
+        TeamId = teamId,
+        BaseModel = "",
+        WebhookEvents = "",
+        CreatorKeyHash = [],
+        Name = r.GetString(1),
+        SubjectKind = r.GetString(2),
+        Gender = NullableString(r, 3),
+        Ethnicity = NullableString(r, 4),
+        Age = NullableString(r, 5),
+        Status = r.GetString(6),
+        ImageCount = r.GetInt32(7),
+        Steps = r.GetInt32(8),
+        LoraRank = r.GetInt32(9),
+        TriggerWord = r.GetString(10),
+        ProgressStep = r.IsNull(11) ? null : r.GetInt32(11),
+        ProgressTotal = r.IsNull(12) ? null : r.GetInt32(12),
+        EtaSeconds = r.IsNull(13) ? null : r.GetInt32(13),
+        ErrorCode = NullableString(r, 14),
+        ErrorMessage = NullableString(r, 15),
+        MetadataJson = NullableString(r, 16),
+        Purged = r.GetBoolean(17),
+        CreatedAt = r.GetUtc(18),
+        StartedAt = NullableUtc(r, 19),
+        TrainingStartedAt = NullableUtc(r, 20),
+        CompletedAt = NullableUtc(r, 21),
+        ArchivedAt = NullableUtc(r, 22),
     };
 
-    private static string? NullableString(DbDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+    private static string? NullableString(IHotRows r, int i) => r.IsNull(i) ? null : r.GetString(i);
 
-    /// <summary>As EF's timestamp converter reads it: SQLite hands the text back unspecified, PostgreSQL as UTC.</summary>
-    private static DateTime Utc(DateTime value) => DateTime.SpecifyKind(value, DateTimeKind.Utc);
+    private static DateTime? NullableUtc(IHotRows r, int i) => r.IsNull(i) ? null : r.GetUtc(i);
 
-    private static DateTime? NullableUtc(DbDataReader r, int i) => r.IsDBNull(i) ? null : Utc(r.GetDateTime(i));
-
-    private async ValueTask<Session> RentAsync(CancellationToken ct)
+    private async ValueTask<HotReadSession> RentAsync(CancellationToken ct)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!_idle.TryTake(out var session)) session = new Session(_connect());
-        if (session.Connection.State != ConnectionState.Open)
+        if (!_idle.TryTake(out var session)) session = _open();
+        try
         {
-            try
-            {
-                await session.Connection.OpenAsync(ct);
-                if (session.Connection is SqliteConnection sqlite) await SqlitePragmas.EnsureAsync(sqlite, ct);
-            }
-            catch
-            {
-                session.Dispose();
-                throw;
-            }
+            await session.OpenAsync(ct);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
         }
         return session;
     }
 
-    private void Return(Session session)
+    private void Return(HotReadSession session)
     {
         if (_disposed || _idle.Count >= MaxIdle)
         {
             session.Dispose();
             return;
         }
-        if (!_sqlite) session.Connection.Close();
+        session.Idle();
         _idle.Add(session);
     }
 
@@ -207,40 +211,5 @@ public sealed class HotReads : IDisposable
     {
         _disposed = true;
         while (_idle.TryTake(out var session)) session.Dispose();
-    }
-
-    /// <summary>One connection and the commands made on it, by their SQL.</summary>
-    private sealed class Session(DbConnection connection) : IDisposable
-    {
-        private readonly Dictionary<string, DbCommand> _commands = new(ReferenceEqualityComparer.Instance);
-
-        public DbConnection Connection => connection;
-
-        /// <summary>The command for <paramref name="sql"/> with parameters <c>@p0</c>…, made once per connection.</summary>
-        public DbCommand Command(string sql, int parameters)
-        {
-            if (!_commands.TryGetValue(sql, out var command))
-            {
-                command = connection.CreateCommand();
-                command.CommandText = sql;
-                for (var i = 0; i < parameters; i++)
-                {
-                    var parameter = command.CreateParameter();
-                    parameter.ParameterName = "@p" + i;
-                    command.Parameters.Add(parameter);
-                }
-                // Microsoft.Data.Sqlite keeps a command's statements across executions only once it was prepared;
-                // otherwise it parses the SQL again at each one.
-                if (connection is SqliteConnection) command.Prepare();
-                _commands[sql] = command;
-            }
-            return command;
-        }
-
-        public void Dispose()
-        {
-            foreach (var command in _commands.Values) command.Dispose();
-            connection.Dispose();
-        }
     }
 }
