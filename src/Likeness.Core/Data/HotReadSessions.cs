@@ -93,8 +93,8 @@ internal sealed class PostgresHotReadSession(string connectionString) : HotReadS
 
 /// <summary>
 /// SQLite through SQLitePCLRaw, the library under Microsoft.Data.Sqlite, on a connection of its own that stays open
-/// with its statements prepared once. Issue #11's profile of the list (ten rows of 30 columns) found two thirds of the
-/// read's time around SQLite's calls rather than in them: Microsoft.Data.Sqlite asks a column's type before each value
+/// with its statements prepared once. Issue #11's profile of the list (ten rows of 30 columns) found as much of the
+/// read's time around SQLite's calls as in them: Microsoft.Data.Sqlite asks a column's type before each value
 /// and again for a null check, and every call went through the provider's interface, a safe-handle add-ref and release
 /// and the connection's mutex. Here the connection is opened without SQLite's mutex (a session serves one read at a
 /// time: <see cref="HotReads"/> rents it out exclusively), and the columns are read with one direct call each on the
