@@ -222,6 +222,9 @@ internal sealed class SqliteHotReadSession : HotReadSession
         }
     }
 
+    /// <summary>Ticks per unit of the fraction's last digit, by the number of digits missing from seven.</summary>
+    private static ReadOnlySpan<int> TicksPerDigit => [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+
     /// <summary>
     /// EF Core's text form (<c>yyyy-MM-dd HH:mm:ss</c>, then <c>.</c> and one to seven digits of the second unless they
     /// are all zero), read by position — the general parser cost more than the rest of a row; null for any other text.
@@ -241,7 +244,7 @@ internal sealed class SqliteHotReadSession : HotReadSession
         if (s.Length > 19)
         {
             if (!Number(s[20..], out var fraction)) return null;
-            ticks = fraction * (int)Math.Pow(10, 27 - s.Length);
+            ticks = fraction * TicksPerDigit[27 - s.Length];
         }
         return new DateTime(year, month, day, hour, minute, second).AddTicks(ticks);
     }

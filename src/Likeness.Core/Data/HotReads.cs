@@ -99,8 +99,8 @@ public sealed class HotReads : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(take, MaxPageRows);
         var shape = (status is null ? 0 : 1) | (withArchived ? 2 : 0) | (afterId is null ? 0 : 4);
-        // The timestamp as EF's converter writes it: UTC.
-        object?[] values = [teamId, status, afterAt.Kind == DateTimeKind.Utc ? afterAt : afterAt.ToUniversalTime(), afterId, take];
+        // The timestamp as EF's converter writes it: UTC (bound only after a cursor).
+        object?[] values = [teamId, status, afterId is null || afterAt.Kind == DateTimeKind.Utc ? afterAt : afterAt.ToUniversalTime(), afterId, take];
         return ReadAsync(PageSql[_sqlite ? 1 : 0][shape], values, CommandBehavior.Default, async rows =>
         {
             var page = new List<Lora>(take);
