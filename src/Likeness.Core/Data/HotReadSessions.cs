@@ -116,9 +116,8 @@ internal sealed class SqliteHotReadSession : HotReadSession
         var rc = raw.sqlite3_open_v2(path, out _db, raw.SQLITE_OPEN_READWRITE | raw.SQLITE_OPEN_NOMUTEX | raw.SQLITE_OPEN_PRIVATECACHE, null);
         if (rc != raw.SQLITE_OK)
         {
-            var message = _db is null ? raw.sqlite3_errstr(rc).utf8_to_string() : raw.sqlite3_errmsg(_db).utf8_to_string();
-            _db?.Dispose();
-            throw new SqliteException($"SQLite Error {rc}: '{message}'.", rc);
+            // The message is read from the handle before it is closed.
+            using (_db) Check(rc, _db);
         }
         // A reader waits for a checkpoint or recovery instead of failing (the same wait EF's connections use).
         raw.sqlite3_busy_timeout(_db, BusyTimeoutMs);
@@ -130,22 +129,20 @@ internal sealed class SqliteHotReadSession : HotReadSession
     {
         ct.ThrowIfCancellationRequested();
         if (!_statements.TryGetValue(sql, out var statement)) _statements[sql] = statement = Prepare(sql, values.Length);
-        statement.Bind(_db, values);
+        statement.Bind(values);
         return ValueTask.FromResult<IHotRows>(statement);
     }
 
     private Statement Prepare(string sql, int parameters)
     {
-        Check(raw.sqlite3_prepare_v3(_db, sql, raw.SQLITE_PREPARE_PERSISTENT, out var stmt));
+        Check(raw.sqlite3_prepare_v3(_db, sql, raw.SQLITE_PREPARE_PERSISTENT, out var stmt), _db);
         // A shape's SQL names only the parameters it uses; the others are bound nowhere (index 0).
         var indexes = Enumerable.Range(0, parameters).Select(i => raw.sqlite3_bind_parameter_index(stmt, "@p" + i)).ToArray();
         return new Statement(_db, stmt, indexes);
     }
 
-    private void Check(int rc)
-    {
-        if (rc != raw.SQLITE_OK) SqliteException.ThrowExceptionForRC(rc, _db);
-    }
+    /// <summary>Throws Microsoft.Data.Sqlite's exception, with the connection's message, for any result but OK, ROW or DONE.</summary>
+    private static void Check(int rc, sqlite3 db) => SqliteException.ThrowExceptionForRC(rc, db);
 
     public override void Dispose()
     {
@@ -161,7 +158,7 @@ internal sealed class SqliteHotReadSession : HotReadSession
 
         public sqlite3_stmt Handle => handle;
 
-        public void Bind(sqlite3 connection, object?[] values)
+        public void Bind(object?[] values)
         {
             for (var i = 0; i < values.Length; i++)
             {
@@ -176,17 +173,15 @@ internal sealed class SqliteHotReadSession : HotReadSession
                     DateTime t => raw.sqlite3_bind_text(handle, indexes[i], t.ToString(TimestampFormat, CultureInfo.InvariantCulture)),
                     var other => throw new ArgumentException($"A value of type {other.GetType()} cannot be bound here."),
                 };
-                if (rc != raw.SQLITE_OK) SqliteException.ThrowExceptionForRC(rc, connection);
+                Check(rc, db);
             }
         }
 
         public ValueTask<bool> NextAsync(CancellationToken ct)
         {
             var rc = raw.sqlite3_step(handle);
-            if (rc == raw.SQLITE_ROW) return ValueTask.FromResult(true);
-            if (rc == raw.SQLITE_DONE) return ValueTask.FromResult(false);
-            SqliteException.ThrowExceptionForRC(rc, db);
-            return ValueTask.FromResult(false);
+            Check(rc, db);
+            return ValueTask.FromResult(rc == raw.SQLITE_ROW);
         }
 
         public bool IsNull(int column) => Native.ColumnType(_stmt, column) == raw.SQLITE_NULL;

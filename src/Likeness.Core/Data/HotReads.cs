@@ -41,41 +41,38 @@ public sealed class HotReads : IDisposable
         """;
 
     /// <summary>The most rows a page read may ask for (the API's largest page, 100, and one more to know there is a next).</summary>
-    public const int MaxPageRows = 101;
-
-    /// <summary>
-    /// The page's SQL for each shape (with a status or not, archived ones or not, after a cursor or not), on PostgreSQL
-    /// and on SQLite. On SQLite the limit is a literal, the largest page, and the reader stops at the page's size: the
-    /// planner of the SQLite that ships with the app (3.53) reads a bound LIMIT's value, which marks the statement to be
-    /// compiled again whenever that parameter is bound — at every request, parsing the SQL anew each time. The rows come from the index in order, so
-    /// those past the page are never read.
-    /// </summary>
-    private static readonly string[][] PageSql = [.. new[] { "@p4", MaxPageRows.ToString(CultureInfo.InvariantCulture) }.Select(limit =>
-        Enumerable.Range(0, 8).Select(shape => PageQuery(
-            withStatus: (shape & 1) != 0, withArchived: (shape & 2) != 0, afterCursor: (shape & 4) != 0, limit)).ToArray())];
+    private const int MaxPageRows = 101;
 
     /// <summary>Connections kept idle beyond this are closed: more would only outlive a burst.</summary>
     private static readonly int MaxIdle = Math.Max(8, 4 * Environment.ProcessorCount);
 
     private readonly Func<HotReadSession> _open;
-    private readonly bool _sqlite;
+    private readonly string[] _pageSql;
     private readonly ConcurrentBag<HotReadSession> _idle = [];
     private volatile bool _disposed;
 
-    private HotReads(Func<HotReadSession> open, bool sqlite)
+    private HotReads(Func<HotReadSession> open, string pageLimit)
     {
         _open = open;
-        _sqlite = sqlite;
+        _pageSql = [.. Enumerable.Range(0, 8).Select(shape => PageQuery(
+            withStatus: (shape & 1) != 0, withArchived: (shape & 2) != 0, afterCursor: (shape & 4) != 0, pageLimit))];
     }
 
-    /// <summary>On the database file that <paramref name="connectionString"/> (Microsoft.Data.Sqlite's form) names.</summary>
+    /// <summary>
+    /// On the database file that <paramref name="connectionString"/> (Microsoft.Data.Sqlite's form) names. The page's
+    /// limit is a literal, the largest page, and the reader stops at the page's size: the planner of the SQLite that
+    /// ships with the app (3.53) reads a bound LIMIT's value, which marks the statement to be compiled again whenever
+    /// that parameter is bound — at every request, parsing the SQL anew each time. The rows come from the index in
+    /// order, so those past the page are never read.
+    /// </summary>
     public static HotReads ForSqlite(string connectionString)
     {
         var path = Path.GetFullPath(new SqliteConnectionStringBuilder(connectionString).DataSource);
-        return new(() => new SqliteHotReadSession(path), sqlite: true);
+        return new(() => new SqliteHotReadSession(path), MaxPageRows.ToString(CultureInfo.InvariantCulture));
     }
 
-    public static HotReads ForPostgres(string connectionString) => new(() => new PostgresHotReadSession(connectionString), sqlite: false);
+    /// <summary>On PostgreSQL, whose server would otherwise send the rows past the page, the limit is bound (<c>@p4</c>).</summary>
+    public static HotReads ForPostgres(string connectionString) => new(() => new PostgresHotReadSession(connectionString), "@p4");
 
     /// <summary>The unrevoked key with this SHA-256, or null (served by the unique index on <c>KeyHash</c>).</summary>
     public Task<ActiveKey?> ActiveKeyAsync(byte[] hash, CancellationToken ct) =>
@@ -101,7 +98,7 @@ public sealed class HotReads : IDisposable
         var shape = (status is null ? 0 : 1) | (withArchived ? 2 : 0) | (afterId is null ? 0 : 4);
         // The timestamp as EF's converter writes it: UTC (bound only after a cursor).
         object?[] values = [teamId, status, afterId is null || afterAt.Kind == DateTimeKind.Utc ? afterAt : afterAt.ToUniversalTime(), afterId, take];
-        return ReadAsync(PageSql[_sqlite ? 1 : 0][shape], values, CommandBehavior.Default, async rows =>
+        return ReadAsync(_pageSql[shape], values, CommandBehavior.Default, async rows =>
         {
             var page = new List<Lora>(take);
             while (page.Count < take && await rows.NextAsync(ct)) page.Add(ReadShownLora(rows, teamId));
@@ -130,6 +127,7 @@ public sealed class HotReads : IDisposable
         }
     }
 
+    /// <summary>The page's SQL for one shape: with a status or not, archived ones or not, after a cursor or not.</summary>
     private static string PageQuery(bool withStatus, bool withArchived, bool afterCursor, string limit)
     {
         // Every shape is bound with all five parameters; a shape's SQL names only those it uses (both providers send no others).
